@@ -1,0 +1,48 @@
+# The two set-up commands: `make dev` (run the whole system locally) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYDEPS := $(VENV)/.installed
+NODEDEPS := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+
+# The environment every local run and test shares (moto needs fake credentials and UTC).
+export TZ := UTC
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONPATH := $(CURDIR)/layers:$(CURDIR)
+
+.PHONY: install dev test bench synth lint clean
+
+install: $(PYDEPS) $(NODEDEPS) $(CHROMIUM)
+
+$(PYDEPS): pyproject.toml layers/deps/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade "pip>=25.1"
+	$(VENV)/bin/pip install --quiet -r layers/deps/requirements.txt --group dev
+	touch $@
+
+$(NODEDEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+dev: install
+	$(PY) -m infra.local
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m tests.bench
+
+synth: install
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .local

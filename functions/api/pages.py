@@ -1,0 +1,99 @@
+"""The customer's HTML pages: the support form, the confirmation and the private ticket page.
+
+Every value a customer typed is escaped here, where it is shown; it is stored as given.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+from helpdesk import clock
+from helpdesk.config import load_policy
+from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, SUBJECT_MAX
+
+_STYLE = """
+body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
+h1{font-size:1.5rem}label{display:block;margin-top:1rem;font-weight:600}
+input,select,textarea{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}
+textarea{min-height:8rem}button{margin-top:1rem;padding:.6rem 1.2rem;font:inherit;cursor:pointer}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}
+.timeline{list-style:none;padding:0}.timeline li{border-left:3px solid #8aa;padding:.25rem .75rem;margin:.75rem 0}
+.meta{color:#566;font-size:.9rem}.ref{font-family:monospace;font-size:1.4rem}.error{color:#a11}
+"""
+
+
+def _when(iso: str | None) -> str:
+    """A time as the team reads it, machine-readable in ``datetime``."""
+    if not iso:
+        return ""
+    return f'<time datetime="{escape(iso)}">{escape(clock.human(clock.from_iso(iso), load_policy().time_zone))}</time>'
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
+    )
+
+
+def support_form(base: str) -> str:
+    options = "".join(f'<option value="{c}">{c.capitalize()}</option>' for c in CATEGORIES)
+    return _page("Contact support", f"""
+<h1>Contact support</h1>
+<form method="post" action="{escape(base)}tickets" id="support-form">
+  <label for="name">Your name</label><input id="name" name="name" maxlength="200" autocomplete="name">
+  <label for="email">Email</label><input id="email" name="email" type="email" required autocomplete="email">
+  <label for="category">Topic</label><select id="category" name="category">{options}</select>
+  <label for="subject">Subject</label><input id="subject" name="subject" required maxlength="{SUBJECT_MAX}">
+  <label for="description">How can we help?</label>
+  <textarea id="description" name="description" required maxlength="{DESCRIPTION_MAX}"></textarea>
+  <button type="submit">Send request</button>
+</form>""")
+
+
+def ticket_link(ticket_id: str, token: str) -> str:
+    """The private link, relative to the API root (the page's base)."""
+    return f"tickets/{quote(ticket_id)}?token={quote(token)}"
+
+
+def confirmation(created: dict, base: str) -> str:
+    link = base + ticket_link(created["id"], created["access_token"])
+    return _page(f"Request {created['id']} received", f"""
+<h1>Thank you, we have your request</h1>
+<p>Your reference is <strong class="ref" id="reference">{escape(created['id'])}</strong>.</p>
+<p>We will reply by {_when(created['first_response_due_at'])}.</p>
+<p><a id="private-link" href="{escape(link)}">Follow your request</a>. This link is private:
+anyone who has it can read the request, so keep it to yourself.</p>""")
+
+
+def ticket_page(view: dict, token: str, base: str) -> str:
+    entries = "".join(
+        f'<li><div class="meta">{_when(e["at"])} &middot; {escape(e["type"])} &middot; {escape(e["actor"])}</div>'
+        f'<div>{escape(e["body"] or "")}</div></li>'
+        for e in view["timeline"]
+    )
+    action = base + ticket_link(view["id"], token).replace("?", "/messages?", 1)
+    return _page(f"{view['id']}: {view['subject']}", f"""
+<h1><span class="ref">{escape(view['id'])}</span> {escape(view['subject'])}</h1>
+<dl>
+  <dt>Status</dt><dd id="status">{escape(view['status'].replace('_', ' '))}</dd>
+  <dt>Priority</dt><dd>{escape(view['priority'])}</dd>
+  <dt>Team</dt><dd>{escape(view['department'])} ({escape(view['tier'])})</dd>
+  <dt>First reply due</dt><dd id="first-response-due">{_when(view['first_response_due_at'])}</dd>
+  <dt>Resolution due</dt><dd id="resolution-due">{_when(view['resolution_due_at'])}</dd>
+</dl>
+<h2>Conversation</h2><ol class="timeline" id="timeline">{entries}</ol>
+<form method="post" action="{escape(action)}" id="message-form">
+  <label for="body">Add a message</label><textarea id="body" name="body" required></textarea>
+  <button type="submit">Send</button>
+</form>""")
+
+
+def error_page(status: int, message: str, details: list) -> str:
+    items = "".join(f"<li>{escape(str(d.get('field', '')))}: {escape(str(d.get('message', '')))}</li>"
+                    for d in details if isinstance(d, dict))
+    return _page("Something is not right", f"""
+<h1>{'We could not find that request' if status == 404 else 'Please check your request'}</h1>
+<p class="error">{escape(message)}</p><ul>{items}</ul><p><a href="javascript:history.back()">Go back</a></p>""")

@@ -1,0 +1,101 @@
+"""Request and response shapes of the public API (validated by Powertools' OpenAPI middleware)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # everything but tab and line breaks
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if _LINE_BREAK.search(value):
+        raise ValueError("must be a single line")
+    return _no_control_characters(value)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_single_line)]
+
+
+class _Request(BaseModel):
+    """A JSON object, or the same fields form-encoded (which Powertools parses as lists of values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _form_fields(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in data.items()}
+        return data
+
+
+class NewTicketRequest(_Request):
+
+    name: Annotated[Line, Field(max_length=200)] = ""
+    email: EmailStr
+    phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, for SMS updates")] | None = None
+    subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
+    description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
+    category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
+
+
+class NewMessageRequest(_Request):
+    body: Annotated[Text, Field(max_length=MESSAGE_MAX)]
+
+
+class Links(BaseModel):
+    self: str
+
+
+class TicketCreated(BaseModel):
+    id: str = Field(examples=["HD-7KQ2M9"])
+    access_token: str = Field(description="Shown once: keep it to follow the ticket")
+    status: str
+    priority: str
+    department: str
+    tier: str
+    first_response_due_at: str
+    resolution_due_at: str
+    links: Links
+
+
+class TimelineEntry(BaseModel):
+    type: str
+    at: str
+    actor: str
+    body: str | None = None
+
+
+class TicketView(BaseModel):
+    id: str
+    subject: str
+    status: str
+    priority: str
+    department: str
+    tier: str
+    category: str
+    created_at: str
+    updated_at: str
+    first_response_due_at: str
+    resolution_due_at: str
+    first_responded_at: str | None = None
+    timeline: list[TimelineEntry]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(examples=["validation_failed"])
+    message: str
+    details: list = []

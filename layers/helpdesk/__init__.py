@@ -1,0 +1,1 @@
+"""The helpdesk domain: tickets, routing, SLA clocks and escalation, free of any Lambda plumbing."""

@@ -1,0 +1,32 @@
+"""Domain errors. The API maps each to a status code in one place (functions/api)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, message: str, details: list | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class NotFound(DomainError):
+    """Also what a wrong access token gets: a stranger cannot tell a ticket exists."""
+
+    code = "not_found"
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class Conflict(DomainError):
+    """The ticket changed under us, or the transition is not allowed from its state."""
+
+    code = "conflict"
+
+
+class ConfigError(Exception):
+    """The reviewed policy file is invalid: raised at load, naming the bad entry."""

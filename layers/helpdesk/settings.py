@@ -1,0 +1,31 @@
+"""Environment variable names, defined once: the functions read them, CDK and the local stack set them."""
+
+import os
+from enum import StrEnum
+
+
+class Env(StrEnum):
+    TICKETS_TABLE = "HELPDESK_TICKETS_TABLE"
+    IDEMPOTENCY_TABLE = "HELPDESK_IDEMPOTENCY_TABLE"
+    ESCALATION_STATE_MACHINE_ARN = "HELPDESK_ESCALATION_STATE_MACHINE_ARN"
+    CUSTOMER_UPDATES_TOPIC_ARN = "HELPDESK_CUSTOMER_UPDATES_TOPIC_ARN"
+    TEAM_ALERTS_TOPIC_ARN = "HELPDESK_TEAM_ALERTS_TOPIC_ARN"
+    MAIL_BUCKET = "HELPDESK_MAIL_BUCKET"
+    SUPPORT_ADDRESS = "HELPDESK_SUPPORT_ADDRESS"
+    PUBLIC_BASE_URL = "HELPDESK_PUBLIC_BASE_URL"
+    TIME_SCALE = "HELPDESK_TIME_SCALE"
+    POLICY_FILE = "HELPDESK_POLICY_FILE"
+
+
+DEFAULTS: dict[Env, str] = {
+    Env.TICKETS_TABLE: "helpdesk-tickets",
+    Env.IDEMPOTENCY_TABLE: "helpdesk-idempotency",
+    Env.SUPPORT_ADDRESS: "support@helpdesk.local",
+    Env.PUBLIC_BASE_URL: "",
+    Env.TIME_SCALE: "1",
+}
+
+
+def get(name: Env) -> str:
+    """The variable's value, else its default, else an empty string."""
+    return os.environ.get(name.value) or DEFAULTS.get(name, "")
