@@ -34,7 +34,6 @@ FORM = "application/x-www-form-urlencoded"
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="Helpdesk API", version="1")
 idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
 persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
 _STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400}
@@ -108,10 +107,7 @@ def support_form():
     return _html(200, pages.support_form(_base_url()))
 
 
-@idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=idempotency)
-def _open(data: dict) -> dict:
-    """Open a ticket once per Idempotency-Key: a retried request gets the first answer again."""
-    request = NewTicketRequest.model_validate(data["request"])
+def _open(request: NewTicketRequest) -> dict:
     opened = tickets.open_ticket(tickets.NewTicket(
         channel="web", customer_email=str(request.email), customer_name=request.name,
         customer_phone=request.phone, subject=request.subject, description=request.description,
@@ -125,11 +121,20 @@ def _open(data: dict) -> dict:
         "access_token": opened.access_token}
 
 
+@idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=idempotency)
+def _open_once(data: dict) -> dict:
+    """Open a ticket once per Idempotency-Key: a retried request gets the first answer again."""
+    return _open(NewTicketRequest.model_validate(data["request"]))
+
+
 @app.post("/tickets", responses={201: {"description": "Created", "content": {"application/json": {"model": TicketCreated}}},
                                  422: {"description": "Invalid", "content": {"application/json": {"model": ErrorBody}}}})
 def open_ticket(request: Annotated[NewTicketRequest, Body()],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
-    created = _open(data={"key": idempotency_key, "request": request.model_dump(mode="json")})
+    if idempotency_key:
+        created = _open_once(data={"key": idempotency_key, "request": request.model_dump(mode="json")})
+    else:
+        created = _open(request)
     base = _base_url()
     created["links"] = {"self": base + pages.ticket_link(created["id"], created["access_token"])}
     if _wants_html():
