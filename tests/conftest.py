@@ -54,5 +54,10 @@ def aws():
         ddb.create_table(TableName="helpdesk-idempotency", BillingMode="PAY_PER_REQUEST",
                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+        arn = boto3.client("secretsmanager").create_secret(Name="helpdesk-token-secret", SecretString="test-secret")["ARN"]
+        os.environ["HELPDESK_TOKEN_SECRET_ARN"] = arn
         tickets._connection.cache_clear()
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
         yield

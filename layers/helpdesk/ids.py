@@ -1,6 +1,13 @@
-"""Ticket references people can read aloud, and access tokens nobody can guess."""
+"""Ticket references people can read aloud, and access tokens nobody can guess.
 
+An access token is HMAC-SHA256(secret, ticket id): 32 bytes nobody can compute without the secret
+(kept in Secrets Manager), which lets the delivery function put the private link in every email
+while the table stores only the token's SHA-256.
+"""
+
+import base64
 import hashlib
+import hmac
 import secrets
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -11,9 +18,9 @@ def new_ticket_id() -> str:
     return "HD-" + "".join(secrets.choice(CROCKFORD) for _ in range(REFERENCE_LENGTH))
 
 
-def new_access_token() -> str:
-    """32 random bytes, URL-safe. Only its hash is ever stored."""
-    return secrets.token_urlsafe(32)
+def access_token(ticket_id: str, secret: bytes) -> str:
+    digest = hmac.new(secret, ticket_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def hash_token(token: str) -> str:

@@ -109,9 +109,9 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
         channel=request.channel, category=request.category, subject=request.subject,
         description=request.description, customer_tier=tier_of_customer))
     due = sla.deadlines(policy, route.priority, now)
-    token = ids.new_access_token()
     for _ in range(_ATTEMPTS):  # a reference collision (1 in 1e9) just draws another
         ticket_id = ids.new_ticket_id()
+        token = access_token(ticket_id)
         ticket = Ticket(
             ticket_pk(ticket_id), ticket_id=ticket_id, token_hash=ids.hash_token(token),
             channel=request.channel, customer_email=request.customer_email.strip().lower(),
@@ -132,6 +132,25 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
         start_escalation(ticket_id)
         return Opened(ticket, token)
     raise Conflict("could not allocate a ticket reference; please retry")
+
+
+def access_token(ticket_id: str) -> str:
+    """The ticket's access token, recomputed from the secret (the table holds only its hash)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    arn = settings.get(settings.Env.TOKEN_SECRET_ARN)
+    secret = parameters.get_secret(arn, max_age=3600) if arn else ""
+    if not secret:
+        raise RuntimeError(f"{settings.Env.TOKEN_SECRET_ARN} names no secret: cannot issue access tokens")
+    return ids.access_token(ticket_id, secret.encode() if isinstance(secret, str) else secret)
+
+
+def private_link(ticket_id: str, base_url: str | None = None) -> str:
+    """The customer's private link to the ticket page."""
+    from urllib.parse import quote
+
+    base = (base_url or settings.get(settings.Env.PUBLIC_BASE_URL)).rstrip("/")
+    return f"{base}/tickets/{quote(ticket_id)}?token={quote(access_token(ticket_id))}"
 
 
 def start_escalation(ticket_id: str) -> None:
