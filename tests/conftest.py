@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.testing import aws  # noqa: F401  (the fixture: moto with the local stack's resources)
+
 EVENTS = Path(__file__).parent.parent / "events"
 
 # Every test runs against moto, never a real account, in UTC (moto compares Wait times in local time).
@@ -38,26 +40,3 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context():
     return FakeLambdaContext()
-
-
-@pytest.fixture
-def aws():
-    """A fresh moto account with the stack's tables (TEMPORARY: to be replaced by infra.local's creator)."""
-    import boto3
-    from moto import mock_aws
-
-    from helpdesk import models, tickets
-
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        ddb = boto3.client("dynamodb")
-        ddb.create_table(TableName=models.Ticket.Meta.table_name, BillingMode="PAY_PER_REQUEST", **models.table_schema())
-        ddb.create_table(TableName="helpdesk-idempotency", BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
-        arn = boto3.client("secretsmanager").create_secret(Name="helpdesk-token-secret", SecretString="test-secret")["ARN"]
-        os.environ["HELPDESK_TOKEN_SECRET_ARN"] = arn
-        tickets._connection.cache_clear()
-        from aws_lambda_powertools.utilities import parameters
-
-        parameters.clear_caches()
-        yield

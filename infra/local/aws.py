@@ -1,0 +1,60 @@
+"""moto, configured once for the local stack and for the tests' fixtures.
+
+In-process ``mock_aws`` rather than moto's ThreadedMotoServer: the functions run in the same process
+(the API front calls the handler directly), so patching botocore reaches every client without an
+endpoint URL to configure; it starts in about 0.2 s, and Step Functions really executes state
+machines with the ``execute_state_machine`` option. The price: no other process (an ``aws`` CLI,
+a second Python) can see the resources; the console is the window onto them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+
+from moto import mock_aws
+
+from helpdesk.settings import Env
+from infra.local.resources import BUILDERS, Builder, create_resources
+
+MOTO_CONFIG = {
+    # Run the ASL for real on a background thread (Wait, Choice, DynamoDB and SNS integrations).
+    "stepfunctions": {"execute_state_machine": True},
+}
+
+
+def mocked_aws():
+    """A fresh, empty moto account (start/stop it, or use it as a context manager)."""
+    return mock_aws(config=MOTO_CONFIG)
+
+
+@contextlib.contextmanager
+def local_aws(builders: Iterable[Builder] = BUILDERS) -> Iterator[dict[Env, str]]:
+    """moto with every local resource created; yields the `Env` values, restores the environment after.
+
+    What the tests' ``aws`` fixture is (see :mod:`infra.local.testing`)::
+
+        with local_aws() as resources:
+            tickets.open_ticket(...)
+    """
+    saved = dict(os.environ)
+    with mocked_aws():
+        try:
+            _forget_cached_lookups()
+            yield create_resources(builders)
+        finally:
+            for name in set(os.environ) - set(saved):
+                del os.environ[name]
+            os.environ.update(saved)
+
+
+def _forget_cached_lookups() -> None:
+    """What a process caches about the previous moto account (a test's): a new account starts clean."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from helpdesk import tickets
+
+    parameters.clear_caches()  # the token secret, read with max_age
+    tickets._connection.cache_clear()
+    tickets._stepfunctions.cache_clear()

@@ -1,0 +1,113 @@
+"""The local console: a window onto the local stack's state. Local only, never deployed.
+
+Every page is a function registered with :func:`page`; the index links them all. A later capability
+adds its page the same way (``/rejected`` for refused inbound mail, an HTML outbox...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import urlsplit
+
+from infra.local.outbox import Outbox
+from infra.local.services import HttpService
+
+log = logging.getLogger("infra.local")
+
+HIDDEN_TICKET_ATTRIBUTES = frozenset({"token_hash"})  # never shown, even locally
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    title: str
+    render: Callable[[ConsoleState], tuple[str, str]]  # -> (content type, body)
+
+
+@dataclass
+class ConsoleState:
+    outbox: Outbox
+
+
+PAGES: dict[str, Page] = {}
+
+
+def page(path: str, title: str):
+    def register(render: Callable[[ConsoleState], tuple[str, str]]):
+        PAGES[path] = Page(path, title, render)
+        return render
+    return register
+
+
+def _json(value) -> tuple[str, str]:
+    return "application/json", json.dumps(value, indent=2, default=str)
+
+
+def all_tickets() -> list[dict]:
+    """Every ticket item in the table (not the timeline events), oldest first, without its token hash."""
+    from helpdesk.models import TICKET_SK, Ticket
+
+    items = [t.to_simple_dict() for t in Ticket.scan(Ticket.sk == TICKET_SK)]
+    for item in items:
+        for name in HIDDEN_TICKET_ATTRIBUTES:
+            item.pop(name, None)
+    return sorted(items, key=lambda t: (t.get("created_at") or "", t.get("ticket_id") or ""))
+
+
+@page("/tickets", "Tickets (JSON)")
+def _tickets(state: ConsoleState):
+    return _json(all_tickets())
+
+
+@page("/outbox", "Outbox: every message the system has sent (JSON)")
+def _outbox(state: ConsoleState):
+    return _json(state.outbox.as_json())
+
+
+def index_html() -> str:
+    links = "".join(f'<li><a href="{escape(p.path)}">{escape(p.title)}</a> <code>{escape(p.path)}</code></li>'
+                    for p in PAGES.values())
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Helpdesk local console</title>'
+            '<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}'
+            '</style></head><body><h1>Helpdesk local console</h1>'
+            '<p>The state of the local stack. Local only: this console is never deployed.</p>'
+            f"<ul>{links}</ul></body></html>")
+
+
+class ConsoleRequestHandler(BaseHTTPRequestHandler):
+    """Reads ``self.server.state`` (a :class:`ConsoleState`)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's naming
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        try:
+            if path == "/":
+                status, (content_type, body) = 200, ("text/html; charset=utf-8", index_html())
+            elif path in PAGES:
+                status, (content_type, body) = 200, PAGES[path].render(self.server.state)
+            else:
+                status, (content_type, body) = 404, _json({"error": "not_found", "pages": ["/", *PAGES]})
+        except Exception:
+            log.exception("console page %s failed", path)
+            status, (content_type, body) = 500, _json({"error": "internal_error"})
+        payload = body.encode("utf-8")
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        log.debug(format, *args)
+
+
+def console(port: int, state: ConsoleState) -> HttpService:
+    return HttpService("console", ConsoleRequestHandler, port, state=state)

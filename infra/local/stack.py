@@ -1,0 +1,107 @@
+"""The local stack: moto, the resources, and the services around the functions, in one object.
+
+Start order: moto -> resources (``resources.BUILDERS``) -> services (``SERVICES``, in order);
+stop order is the reverse. A later capability plugs in by adding a resource builder and/or a
+service factory here; nothing else changes::
+
+    def _stream_pump(stack):   # DynamoDB stream -> functions.publisher.handler
+        return Poller("stream-pump", StreamPump(stack).tick, interval=0.5)
+
+    SERVICES = (_console, _stream_pump, _api)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from helpdesk.settings import Env
+from infra.local import config
+from infra.local.api_gateway import api_front
+from infra.local.aws import mocked_aws
+from infra.local.config import LocalEnv
+from infra.local.console import ConsoleState, console
+from infra.local.outbox import Outbox
+from infra.local.resources import create_resources
+from infra.local.services import HttpService, Service, Services
+
+
+@dataclass(frozen=True)
+class Urls:
+    form: str
+    api: str
+    openapi: str
+    console: str
+
+
+class LocalStack:
+    def __init__(self, *, api_port: int | None = None, console_port: int | None = None):
+        self.api_port = config.port(LocalEnv.PORT) if api_port is None else api_port
+        self.console_port = config.port(LocalEnv.CONSOLE_PORT) if console_port is None else console_port
+        self.outbox = Outbox()
+        self.resources: dict[Env, str] = {}
+        self.services = Services()
+        self.api: HttpService | None = None
+        self.console: HttpService | None = None
+        self._mock = None
+
+    def start(self) -> None:
+        self._mock = mocked_aws()
+        self._mock.start()
+        try:
+            self.resources = create_resources()
+            self.services = Services()
+            for make in SERVICES:  # kept as they are built: a failure releases the ports bound so far
+                self.services.services.append(make(self))
+            self.services.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.services.stop()
+        for service in self.services.services:  # built but never started: release their ports
+            if isinstance(service, HttpService):
+                service.server.server_close()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def urls(self) -> Urls:
+        api = self.api.url
+        return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url)
+
+
+# -- the services, in start order ------------------------------------------------------------------
+
+def _console(stack: LocalStack) -> Service:
+    stack.console = console(stack.console_port, ConsoleState(outbox=stack.outbox))
+    return stack.console
+
+
+def _api(stack: LocalStack) -> Service:
+    """Last: the public door opens when everything behind it runs."""
+    # Imported only now: the handler reads its table names from the environment when imported.
+    from functions.api import handler
+
+    # Memory and timeout as infra/constructs/api.py deploys the function.
+    front = api_front(stack.api_port, handler.handler, function_name="helpdesk-api", memory_mb=512, timeout_s=10)
+    # Links in pages and emails point here (set once the port is known: 0 picks a free one).
+    os.environ[Env.PUBLIC_BASE_URL] = front.url
+    stack.api = front
+    return front
+
+
+SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
+    _console,
+    _api,
+)

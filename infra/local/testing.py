@@ -1,0 +1,22 @@
+"""pytest fixtures shared by the integration and e2e tests, built on the local stack's own code.
+
+Import them into a ``conftest.py``::
+
+    from infra.local.testing import aws  # noqa: F401  (a fixture)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from helpdesk.settings import Env
+from infra.local.aws import local_aws
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[Env, str]]:
+    """An empty moto account holding every resource of the local stack (``Env`` -> name or ARN)."""
+    with local_aws() as resources:
+        yield resources

@@ -1,0 +1,58 @@
+"""The helpdesk stack: a thin composition of one construct per capability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.constructs import PythonFunctions
+from infra.constructs.api import Api
+from infra.constructs.storage import Storage
+
+
+@dataclass(frozen=True)
+class Config:
+    """The deployment's settings, from CDK context (defaults in cdk.json; override with ``-c key=value``)."""
+
+    support_domain: str  # supportDomain: the domain customers write to (support@<domain>)
+    allowed_origins: tuple[str, ...]  # allowedOrigins: other sites that may call the API from a browser
+    public_base_url: str | None  # publicBaseUrl: where customers open their tickets; unset: the API's own URL
+    retain_data: bool  # retainData: keep tickets, their token key and the logs when the stack is deleted
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> Config:
+        def get(key: str):
+            value = scope.node.try_get_context(key)
+            if value is None:
+                raise ValueError(f"CDK context {key!r} is missing (cdk.json sets every key)")
+            return value
+
+        origins = get("allowedOrigins")
+        if isinstance(origins, str):  # -c allowedOrigins=https://a.example,https://b.example
+            origins = [o for o in origins.split(",") if o]
+        return cls(
+            support_domain=get("supportDomain"),
+            allowed_origins=tuple(origins),
+            public_base_url=get("publicBaseUrl") or None,
+            retain_data=str(get("retainData")).lower() != "false",  # -c passes strings
+        )
+
+
+class HelpdeskStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
+        super().__init__(scope, id, description="Helpdesk: serverless customer support and escalation", **kwargs)
+        self.config = config
+        logs = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
+        self.functions = PythonFunctions(self, "Functions", log_removal_policy=logs)
+        self.storage = Storage(self, "Storage", retain_data=config.retain_data)
+        self.api = Api(
+            self,
+            "Api",
+            functions=self.functions,
+            storage=self.storage,
+            allowed_origins=config.allowed_origins,
+            public_base_url=config.public_base_url,
+            log_removal_policy=logs,
+        )

@@ -1,0 +1,88 @@
+"""The API function's cold start (import time) and warm intake, each as a ratio to its bare floor."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+from tests.conftest import FakeLambdaContext, sample_event  # also sets the moto environment
+
+ROUNDS = 7
+INTAKES = 150
+
+
+def _import_ms(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ)
+    return float(out.stdout) * 1000
+
+
+def cold_start() -> list[tuple[str, float, str]]:
+    api, boto = [], []
+    for _ in range(ROUNDS):  # alternate, so machine noise hits both alike
+        boto.append(_import_ms("boto3"))
+        api.append(_import_ms("functions.api.handler"))
+    api_ms, boto_ms = statistics.median(api), statistics.median(boto)
+    return [("api_import", round(api_ms, 1), "ms"), ("boto3_import", round(boto_ms, 1), "ms"),
+            ("api_cold_start_ratio", round(api_ms / boto_ms, 2), "x (target <= 1.5)")]
+
+
+def warm_intake() -> list[tuple[str, float, str]]:
+    from moto import mock_aws
+
+    from infra.local.resources import create_resources
+
+    with mock_aws():
+        create_resources()
+        import boto3
+
+        from functions.api import handler
+
+        context, event = FakeLambdaContext(), sample_event("api/post_ticket_json.json")
+        ddb = boto3.client("dynamodb")
+        table = os.environ["HELPDESK_TICKETS_TABLE"]
+        idempotency_table = os.environ["HELPDESK_IDEMPOTENCY_TABLE"]
+
+        def intake(key: str | None):
+            headers = {k: v for k, v in event["headers"].items() if k != "Idempotency-Key"}
+            if key:
+                headers["Idempotency-Key"] = key
+            response = handler.handler(event | {"headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()}}, context)
+            assert response["statusCode"] == 201
+
+        def bare(key: str | None):
+            """What intake must write: ticket + created event in one transaction (+ the idempotency record)."""
+            ticket_id = uuid.uuid4().hex[:9]
+            item = {"pk": {"S": f"TICKET#{ticket_id}"}, "sk": {"S": "TICKET"}, "body": {"S": event["body"]}}
+            ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": table, "Item": item | {"sk": {"S": "EVENT#x"}}}},
+            ])
+            if key:
+                ddb.put_item(TableName=idempotency_table, Item={"id": {"S": key}, "status": {"S": "INPROGRESS"}},
+                             ConditionExpression="attribute_not_exists(id)")
+                ddb.update_item(TableName=idempotency_table, Key={"id": {"S": key}},
+                                UpdateExpression="SET #s = :done, #d = :data",
+                                ExpressionAttributeNames={"#s": "status", "#d": "data"},
+                                ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":data": {"S": event["body"]}})
+
+        def per_call_ms(fn, keyed: bool) -> float:
+            fn(str(uuid.uuid4()) if keyed else None)  # warm up
+            start = time.perf_counter()
+            for _ in range(INTAKES):
+                fn(str(uuid.uuid4()) if keyed else None)
+            return (time.perf_counter() - start) / INTAKES * 1000
+
+        rows = []
+        for keyed, label in ((False, "intake"), (True, "intake_idempotent")):
+            full, floor = per_call_ms(intake, keyed), per_call_ms(bare, keyed)
+            rows += [(f"{label}_warm", round(full, 2), "ms"), (f"{label}_bare_writes", round(floor, 2), "ms"),
+                     (f"{label}_ratio", round(full / floor, 2), "x (target <= 2)")]
+        return rows
+
+
+def run() -> list[tuple[str, float, str]]:
+    return cold_start() + warm_intake()

@@ -1,0 +1,95 @@
+"""A customer in a real browser (Debian's Chromium through Playwright) against the local stack."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.local_stack import http
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REFERENCE = re.compile(r"HD-[0-9A-HJKMNP-TV-Z]{6}")  # Crockford base32
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def test_a_customer_opens_a_ticket_from_the_form_follows_it_and_writes_again(page, local_stack):
+    from playwright.sync_api import expect
+
+    # Given the support form
+    page.goto(local_stack.api_url)
+    expect(page.locator("select[name=category] option")).to_have_count(4)
+
+    # When the customer fills it in and sends it
+    page.fill("[name=name]", "Ann Example")
+    page.fill("[name=email]", "ann@example.com")
+    page.select_option("[name=category]", "technical")
+    page.fill("[name=subject]", "Export fails")
+    page.fill("[name=description]", "The CSV export stops at 50%.")
+    page.locator("form:has([name=description]) [type=submit]").click()
+
+    # Then the confirmation shows the reference and a private link
+    reference = page.locator("#reference").inner_text().strip()
+    assert REFERENCE.fullmatch(reference), reference
+
+    # When they follow the private link
+    page.locator("#private-link").click()
+
+    # Then the ticket page shows its status, due times and the public timeline
+    assert page.url.startswith(f"{local_stack.api_url}tickets/{reference}?token=")
+    expect(page.locator("#status")).to_have_text("new")
+    expect(page.locator("#first-response-due time")).to_have_attribute("datetime", re.compile(r"Z$"))
+    expect(page.locator("#timeline")).to_contain_text("The CSV export stops at 50%.")
+
+    # When they add a message with the page's form
+    ticket_url = page.url
+    page.locator("#message-form [name=body]").fill("It also fails for PDF exports.")
+    page.locator("#message-form [type=submit]").click()
+
+    # Then they are back on the ticket page, which shows the message
+    expect(page.locator("#timeline")).to_contain_text("It also fails for PDF exports.")
+    assert page.url == ticket_url
+    expect(page.locator("#timeline li")).to_have_count(2)
+
+
+def test_a_wrong_token_shows_a_not_found_page(page, local_stack):
+    # Given a ticket
+    status, _, body = http("POST", local_stack.api_url + "tickets", json_body={
+        "name": "Bo", "email": "bo@example.com", "subject": "Login", "description": "I cannot log in.",
+        "category": "account"})
+    assert status == 201, body
+    ticket_id = json.loads(body)["id"]
+
+    # When someone opens it with a wrong token
+    response = page.goto(f"{local_stack.api_url}tickets/{ticket_id}?token=not-the-token")
+
+    # Then they get the not-found page, which gives nothing of the ticket away
+    assert response.status == 404
+    assert "We could not find that request" in page.locator("h1").inner_text()
+    assert "Login" not in page.content()

@@ -1,0 +1,254 @@
+"""The CDK app: the template agrees with the models and the settings, grants stay narrow, and
+cdk-nag and cfn-lint pass."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from cfnlint.api import ManualArgs, lint
+
+from helpdesk.models import table_schema
+from helpdesk.settings import Env
+from infra.bundling import LocalPythonBundling
+from infra.nag import PACK
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_NAMES = {name.value for name in Env}
+
+# What each Env variable must point at when it is a reference (Ref of these types gives the name or ARN).
+REFERENCED = {
+    Env.TICKETS_TABLE: "AWS::DynamoDB::Table",
+    Env.IDEMPOTENCY_TABLE: "AWS::DynamoDB::Table",
+    Env.TOKEN_SECRET_ARN: "AWS::SecretsManager::Secret",
+    Env.ESCALATION_STATE_MACHINE_ARN: "AWS::StepFunctions::StateMachine",
+    Env.CUSTOMER_UPDATES_TOPIC_ARN: "AWS::SNS::Topic",
+    Env.TEAM_ALERTS_TOPIC_ARN: "AWS::SNS::Topic",
+    Env.MAIL_BUCKET: "AWS::S3::Bucket",
+}
+# The Env variables that are plain settings, and what a sensible value looks like.
+LITERALS = {
+    Env.PUBLIC_BASE_URL: lambda v: v.startswith("https://"),
+    Env.SUPPORT_ADDRESS: lambda v: "@" in v,
+    Env.TIME_SCALE: lambda v: float(v) > 0,
+    Env.POLICY_FILE: lambda v: v.endswith(".toml"),
+}
+TABLE_ADMIN = {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable"}
+
+
+def of_type(synth, type_: str) -> dict:
+    return {id_: r for id_, r in synth.resources.items() if r["Type"] == type_}
+
+
+def variables(function: dict) -> dict:
+    return function["Properties"].get("Environment", {}).get("Variables", {})
+
+
+# -- storage --------------------------------------------------------------------------------------
+
+def test_ticket_table_keys_and_indexes_are_the_models(synth):
+    # Given the PynamoDB models' CreateTable-shaped schema
+    schema = table_schema()
+
+    # When the app is synthesized
+    table = synth.resources[synth.logical_id(synth.stack.storage.tickets)]["Properties"]
+
+    # Then CloudFormation creates exactly the keys and indexes the models use
+    assert table["KeySchema"] == schema["KeySchema"]
+    def same(key: str, field: str) -> bool:
+        return sorted(table[key], key=lambda e: e[field]) == sorted(schema[key], key=lambda e: e[field])
+
+    assert same("AttributeDefinitions", "AttributeName")
+    assert same("GlobalSecondaryIndexes", "IndexName")  # names, key schemas and projections
+
+
+def test_ticket_table_streams_both_images(synth):
+    table = synth.resources[synth.logical_id(synth.stack.storage.tickets)]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+@pytest.mark.parametrize("name", ["tickets", "idempotency"])
+def test_tables_are_on_demand_encrypted_recoverable_and_unnamed(synth, name):
+    table = synth.resources[synth.logical_id(getattr(synth.stack.storage, name))]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TableName" not in table  # CloudFormation names it; functions get the name through Env
+
+
+def test_idempotency_table_is_what_powertools_expects(synth):
+    table = synth.resources[synth.logical_id(synth.stack.storage.idempotency)]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_tickets_and_token_key_outlive_the_stack_unless_told_otherwise(synth, configured):
+    def policies(s) -> list:
+        storage = s.stack.storage
+        return [s.resources[s.logical_id(c)]["DeletionPolicy"] for c in (storage.tickets, storage.token_secret)]
+
+    assert policies(synth) == ["Retain", "Retain"]
+    tickets = synth.resources[synth.logical_id(synth.stack.storage.tickets)]
+    assert tickets["Properties"]["DeletionProtectionEnabled"] is True
+    assert policies(configured) == ["Delete", "Delete"]  # -c retainData=false
+
+
+# -- functions and their settings -------------------------------------------------------------------
+
+def test_functions_set_only_settings_names_and_powertools_variables(synth):
+    for id_, function in of_type(synth, "AWS::Lambda::Function").items():
+        for name in variables(function):
+            assert name in ENV_NAMES or name.startswith("POWERTOOLS_"), f"{id_} sets {name}, not in helpdesk Env"
+
+
+@pytest.mark.parametrize("which", ["synth", "configured"])
+def test_every_settings_variable_is_a_real_resource_or_a_sensible_literal(which, request):
+    synth = request.getfixturevalue(which)
+    for id_, function in of_type(synth, "AWS::Lambda::Function").items():
+        for name, value in variables(function).items():
+            if name not in ENV_NAMES:
+                continue
+            env = Env(name)
+            if env in LITERALS:
+                assert isinstance(value, str) and LITERALS[env](value), f"{id_}: {name}={value!r}"
+                continue
+            assert isinstance(value, dict), f"{id_}: {name}={value!r} is typed, not a reference"
+            ((intrinsic, argument),) = value.items()
+            target = argument if intrinsic == "Ref" else argument[0]
+            assert intrinsic in ("Ref", "Fn::GetAtt") and target in synth.resources, f"{id_}: {name}={value}"
+            assert synth.resources[target]["Type"] == REFERENCED[env], f"{id_}: {name} -> {target}"
+
+
+def test_api_function_gets_the_stack_tables_and_token_key(synth):
+    storage = synth.stack.storage
+    env = variables(synth.resources[synth.logical_id(synth.stack.api.function)])
+    assert env[Env.TICKETS_TABLE] == {"Ref": synth.logical_id(storage.tickets)}
+    assert env[Env.IDEMPOTENCY_TABLE] == {"Ref": synth.logical_id(storage.idempotency)}
+    assert env[Env.TOKEN_SECRET_ARN] == {"Ref": synth.logical_id(storage.token_secret)}
+    assert Env.PUBLIC_BASE_URL not in env  # unset: the function derives it from the request
+    assert env["POWERTOOLS_SERVICE_NAME"] == "helpdesk" and env["POWERTOOLS_METRICS_NAMESPACE"] == "Helpdesk"
+
+
+def test_public_base_url_reaches_the_api_function_when_given(configured):
+    env = variables(configured.resources[configured.logical_id(configured.stack.api.function)])
+    assert env[Env.PUBLIC_BASE_URL] == "https://help.example.com"
+
+
+def test_api_function_runs_the_handler_on_arm_with_both_layers(synth):
+    function = synth.resources[synth.logical_id(synth.stack.api.function)]["Properties"]
+    module, _, entry = function["Handler"].rpartition(".")
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file() and entry == "handler"
+    assert function["Runtime"] == "python3.12" and function["Architectures"] == ["arm64"]
+    assert function["MemorySize"] == 512 and function["Timeout"] == 10
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    layers = of_type(synth, "AWS::Lambda::LayerVersion")
+    assert sorted(ref["Ref"] for ref in function["Layers"]) == sorted(layers)
+    assert all(layer["Properties"]["CompatibleArchitectures"] == ["arm64"] for layer in layers.values())
+
+
+def test_log_groups_have_a_retention(synth):
+    for id_, log_group in of_type(synth, "AWS::Logs::LogGroup").items():
+        assert log_group["Properties"].get("RetentionInDays"), id_
+
+
+def test_function_roles_cannot_administer_tables_or_use_wildcard_actions(synth):
+    policies = of_type(synth, "AWS::IAM::Policy").values()
+    for id_, function in of_type(synth, "AWS::Lambda::Function").items():
+        role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = synth.resources[role_id]["Properties"]
+        assert not role.get("ManagedPolicyArns"), id_
+        documents = [p["PolicyDocument"] for p in role.get("Policies", [])] + [
+            p["Properties"]["PolicyDocument"] for p in policies if {"Ref": role_id} in p["Properties"]["Roles"]
+        ]
+        actions = set()
+        for statement in (s for d in documents for s in d["Statement"]):
+            assert statement["Effect"] == "Allow" and "NotAction" not in statement, id_
+            actions |= {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
+        assert {a for a in actions if a == "*" or a.endswith(":*") or a in TABLE_ADMIN} == set(), id_
+
+
+# -- the API ----------------------------------------------------------------------------------------
+
+def test_api_stage_throttles_traces_and_logs_without_bodies(synth):
+    ((stage_id, stage),) = of_type(synth, "AWS::ApiGateway::Stage").items()
+    properties = stage["Properties"]
+    assert properties["TracingEnabled"] is True
+    (settings,) = properties["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    assert settings["LoggingLevel"] == "ERROR" and settings["DataTraceEnabled"] is False
+    access_log = properties["AccessLogSetting"]
+    assert {"requestId", "status", "ip"} <= json.loads(access_log["Format"]).keys()  # JSON lines
+    log_group = access_log["DestinationArn"]["Fn::Join"][1][-1]["Ref"]
+    assert synth.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_cors_preflight_only_for_configured_origins(synth, configured):
+    def options_methods(s) -> list:
+        methods = of_type(s, "AWS::ApiGateway::Method").values()
+        return [m for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
+
+    assert options_methods(synth) == []  # default: the form is served by the API itself (same origin)
+    assert configured.stack.config.allowed_origins == ("https://www.example.com", "https://shop.example.com")
+    assert options_methods(configured)
+
+
+# -- checks -----------------------------------------------------------------------------------------
+
+def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(synth):
+    report = json.loads((synth.outdir / "validation-report.json").read_text())
+    (nag,) = [p for p in report["pluginReports"] if p["pluginName"] == PACK]
+    assert nag["conclusion"] == "success" and nag["violations"] == []
+    used = {s["acknowledgedId"] for s in nag["suppressedViolations"]}
+    acknowledged = {
+        rule
+        for construct in synth.app.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule in entry.data
+        if rule.startswith(f"{PACK}::")
+    }
+    assert acknowledged - used == set(), "acknowledgements that match no finding"
+    assert all(len(s["reason"]) > 40 for s in nag["suppressedViolations"])
+
+
+def test_cfn_lint_passes(synth):
+    matches = lint(
+        json.dumps(synth.template.to_json()), config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"])
+    )
+    assert [str(m) for m in matches] == []
+
+
+def test_python_infra_app_py_synthesizes_offline(tmp_path):
+    # The entry point as `python infra/app.py` runs it: infra/ first on sys.path, no credentials.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        PYTHONPATH=f"{ROOT / 'layers'}:{ROOT}",
+        CDK_OUTDIR=str(tmp_path),
+        CDK_CONTEXT_JSON=json.dumps({"aws:cdk:bundling-stacks": []}),  # no bundling, like the fixtures
+    )
+    subprocess.run([sys.executable, "infra/app.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+    assert json.loads((tmp_path / "Helpdesk.template.json").read_text())["Resources"]
+
+
+# -- bundling ---------------------------------------------------------------------------------------
+
+def test_asset_hash_follows_the_target_platform_and_python():
+    def fingerprint(**target) -> str:
+        defaults = {"into": "python", "python_version": "3.12", "platform": "manylinux2014_aarch64"}
+        return LocalPythonBundling(ROOT / "layers" / "deps", **{**defaults, **target}).fingerprint()
+
+    assert fingerprint() == fingerprint()
+    assert fingerprint() != fingerprint(platform="manylinux2014_x86_64")
+    assert fingerprint() != fingerprint(python_version="3.13")
+
+
+def test_domain_layer_is_the_package_under_python(tmp_path):
+    source = ROOT / "layers" / "helpdesk"
+    bundling = LocalPythonBundling(source, into="python/helpdesk", python_version="3.12", platform="x")
+    assert bundling.try_bundle(str(tmp_path), None) is True
+    shipped = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert "python/helpdesk/models.py" in shipped and "python/helpdesk/config/policy.toml" in shipped
+    assert not any("__pycache__" in p or p.endswith(".pyc") for p in shipped)
