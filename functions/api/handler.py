@@ -8,7 +8,7 @@ token answers exactly as a missing ticket does (404).
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -33,7 +33,17 @@ FORM = "application/x-www-form-urlencoded"
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
+
+def _cors() -> CORSConfig | None:
+    """Other sites allowed to call the API from a browser (the form itself is same-origin)."""
+    origins = [o for o in settings.get(settings.Env.ALLOWED_ORIGINS).split(",") if o]
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:],
+                      allow_headers=["Idempotency-Key", "X-Access-Token"])
+
+
+app = APIGatewayRestResolver(enable_validation=True, cors=_cors())
 idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
 persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
 _STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400}

@@ -40,6 +40,8 @@ class Api(Construct):
             Env.IDEMPOTENCY_TABLE: storage.idempotency.table_name,
             Env.TOKEN_SECRET_ARN: storage.token_secret.secret_arn,
         }
+        if allowed_origins:
+            environment[Env.ALLOWED_ORIGINS] = ",".join(allowed_origins)
         if public_base_url:
             environment[Env.PUBLIC_BASE_URL] = public_base_url
         self.function = functions.add(

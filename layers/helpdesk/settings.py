@@ -16,6 +16,7 @@ class Env(StrEnum):
     TIME_SCALE = "HELPDESK_TIME_SCALE"
     POLICY_FILE = "HELPDESK_POLICY_FILE"
     TOKEN_SECRET_ARN = "HELPDESK_TOKEN_SECRET_ARN"
+    ALLOWED_ORIGINS = "HELPDESK_ALLOWED_ORIGINS"  # comma-separated; unset: same origin only
 
 
 DEFAULTS: dict[Env, str] = {

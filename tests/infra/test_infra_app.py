@@ -35,6 +35,7 @@ LITERALS = {
     Env.SUPPORT_ADDRESS: lambda v: "@" in v,
     Env.TIME_SCALE: lambda v: float(v) > 0,
     Env.POLICY_FILE: lambda v: v.endswith(".toml"),
+    Env.ALLOWED_ORIGINS: lambda v: all(o.startswith("https://") for o in v.split(",")),
 }
 TABLE_ADMIN = {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable"}
 

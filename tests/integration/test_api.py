@@ -204,3 +204,21 @@ def test_an_unknown_route_is_a_json_404(api, lambda_context):
     response = api.handler(event, lambda_context)
 
     assert response["statusCode"] == 404 and json.loads(response["body"])["error"] == "not_found"
+
+
+def test_an_allowed_origin_may_call_the_api_from_a_browser(monkeypatch, aws, lambda_context):
+    monkeypatch.setenv("HELPDESK_ALLOWED_ORIGINS", "https://www.example.com,https://shop.example.com")
+    import importlib
+
+    from functions.api import handler
+
+    api = importlib.reload(handler)  # the resolver reads its CORS origins when the module loads
+    try:
+        _, headers, _ = call(api, lambda_context, "get_openapi", headers={"Origin": "https://shop.example.com"})
+        _, stranger, _ = call(api, lambda_context, "get_openapi", headers={"Origin": "https://evil.example"})
+    finally:
+        monkeypatch.delenv("HELPDESK_ALLOWED_ORIGINS")
+        importlib.reload(handler)
+
+    assert headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "Access-Control-Allow-Origin" not in stranger
