@@ -18,7 +18,7 @@ h1{font-size:1.5rem}label{display:block;margin-top:1rem;font-weight:600}
 input,select,textarea{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}
 textarea{min-height:8rem}button{margin-top:1rem;padding:.6rem 1.2rem;font:inherit;cursor:pointer}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}
-.timeline{list-style:none;padding:0}.timeline li{border-left:3px solid #8aa;padding:.25rem .75rem;margin:.75rem 0}
+.timeline{list-style:none;padding:0}.timeline li{border-left:3px solid #8aa;padding:.25rem .75rem;margin:.75rem 0}.body{white-space:pre-wrap}
 .meta{color:#566;font-size:.9rem}.ref{font-family:monospace;font-size:1.4rem}.error{color:#a11}
 """
 
@@ -68,10 +68,23 @@ def confirmation(created: dict, base: str) -> str:
 anyone who has it can read the request, so keep it to yourself.</p>""")
 
 
+# What each timeline entry is called on the customer's page (unknown types show as they are).
+_ENTRY_TITLES = {
+    ("created", "customer"): "You opened this request",
+    ("message", "customer"): "You wrote",
+    ("reply", "agent"): "Our team replied",
+    ("escalated", "system"): "Passed to a senior team",
+    ("escalated", "agent"): "Passed to a senior team",
+    ("transferred", "agent"): "Passed to another team",
+    ("status_changed", "agent"): "Status changed",
+}
+
+
 def ticket_page(view: dict, token: str, base: str) -> str:
     entries = "".join(
-        f'<li><div class="meta">{_when(e["at"])} &middot; {escape(e["type"])} &middot; {escape(e["actor"])}</div>'
-        f'<div>{escape(e["body"] or "")}</div></li>'
+        f'<li><div class="meta">{_when(e["at"])} &middot; '
+        f'{escape(_ENTRY_TITLES.get((e["type"], e["actor"]), e["type"].replace("_", " ")))}</div>'
+        f'<div class="body">{escape(e["body"] or "")}</div></li>'
         for e in view["timeline"]
     )
     action = base + ticket_link(view["id"], token).replace("?", "/messages?", 1)
