@@ -36,9 +36,7 @@ class Api(Construct):
     ) -> None:
         super().__init__(scope, id)
         environment = {
-            Env.TICKETS_TABLE: storage.tickets.table_name,
-            Env.IDEMPOTENCY_TABLE: storage.idempotency.table_name,
-            Env.TOKEN_SECRET_ARN: storage.token_secret.secret_arn,
+            **storage.environment(),
         }
         if allowed_origins:
             environment[Env.ALLOWED_ORIGINS] = ",".join(allowed_origins)

@@ -17,7 +17,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from helpdesk.models import table_schema
+from helpdesk.models import TTL_ATTRIBUTE, table_schema
+from helpdesk.settings import Env
 from infra.nag import acknowledge
 
 _ATTRIBUTE_TYPES = {
@@ -51,6 +52,7 @@ class Storage(Construct):
             partition_key=key(schema["KeySchema"], "HASH"),
             sort_key=key(schema["KeySchema"], "RANGE"),
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            time_to_live_attribute=TTL_ATTRIBUTE,  # short-lived items: email rate counters, rejected mail
             removal_policy=keep,
             deletion_protection=retain_data,
             **_TABLE_DEFAULTS,
@@ -97,6 +99,14 @@ class Storage(Construct):
                 "derived from this key, so a rotation revokes them all. Rotate by hand after a suspected leak.",
             },
         )
+
+    def environment(self) -> dict[Env, str]:
+        """What a function that changes tickets needs to find them: both tables and the token key."""
+        return {
+            Env.TICKETS_TABLE: self.tickets.table_name,
+            Env.IDEMPOTENCY_TABLE: self.idempotency.table_name,
+            Env.TOKEN_SECRET_ARN: self.token_secret.secret_arn,
+        }
 
 
 def _logical_id(table: dynamodb.Table) -> str:

@@ -7,6 +7,9 @@
 - the API front (``api_gateway.py``): HTTP -> API Gateway REST proxy event -> the API function,
   in-process;
 - the console (``console.py``): tickets and the outbox (``outbox.py``), local only;
+- the pumps (``pumps.py``): the table's stream -> the publisher, SNS -> the delivery function and
+  the team mailboxes, what was sent -> the outbox; moto's Step Functions executor runs the
+  escalation chains, keeping AWS's time (``executor.py``);
 
 and stops them cleanly on Ctrl-C or SIGTERM. ``stack.py`` is where the pieces are listed: a later
 capability adds a resource builder (``resources.BUILDERS``) and/or a background service

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from moto import mock_aws
 
 from helpdesk.settings import Env
-from infra.local.resources import BUILDERS, Builder, create_resources
+from infra.local.resources import TEST_BUILDERS, Builder, create_resources
 
 MOTO_CONFIG = {
     # Run the ASL for real on a background thread (Wait, Choice, DynamoDB and SNS integrations).
@@ -30,8 +30,12 @@ def mocked_aws():
 
 
 @contextlib.contextmanager
-def local_aws(builders: Iterable[Builder] = BUILDERS) -> Iterator[dict[Env, str]]:
-    """moto with every local resource created; yields the `Env` values, restores the environment after.
+def local_aws(builders: Iterable[Builder] = TEST_BUILDERS) -> Iterator[dict[Env, str]]:
+    """moto with the local resources created; yields the `Env` values, restores the environment after.
+
+    By default without the escalation state machine (tests freeze the clock, chains would run on the
+    real one) and the notification path (``resources.TEST_BUILDERS``); ``local_aws(resources.BUILDERS)``
+    has everything ``make dev`` has.
 
     What the tests' ``aws`` fixture is (see :mod:`infra.local.testing`)::
 
@@ -53,8 +57,9 @@ def _forget_cached_lookups() -> None:
     """What a process caches about the previous moto account (a test's): a new account starts clean."""
     from aws_lambda_powertools.utilities import parameters
 
-    from helpdesk import tickets
+    from helpdesk import notify, tickets
 
     parameters.clear_caches()  # the token secret, read with max_age
     tickets._connection.cache_clear()
     tickets._stepfunctions.cache_clear()
+    notify.reset_clients()

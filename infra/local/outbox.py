@@ -1,7 +1,9 @@
 """Everything the local stack has "sent": the emails and text messages that would have left AWS.
 
-Nothing leaves the machine. Whatever stands in for a delivery channel locally (the SES and SMS
-senders of the delivery function, team alerts) appends here; the console shows the list.
+Nothing leaves the machine. Whatever stands in for a delivery channel locally appends here (see
+``infra/local/pumps.py``: the delivery function's emails and SMS, as sent through moto's SES and SNS;
+team alerts, as a team's mailbox would receive them); the console shows the list (``/outbox`` as JSON,
+``/outbox.html`` to read).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from helpdesk import clock
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    channel: str  # email | sms | team
+    channel: str  # email | sms | team-alert
     recipient: str
     subject: str | None
     body: str

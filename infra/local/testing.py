@@ -17,6 +17,8 @@ from infra.local.aws import local_aws
 
 @pytest.fixture
 def aws() -> Iterator[dict[Env, str]]:
-    """An empty moto account holding every resource of the local stack (``Env`` -> name or ARN)."""
+    """An empty moto account holding the local stack's resources (``Env`` -> name or ARN), but for the
+    escalation state machine (opening a ticket starts no chain) and the notification path (topics,
+    subscribers, SES identity: ``resources.NOTIFICATIONS``); see ``resources.TEST_BUILDERS``."""
     with local_aws() as resources:
         yield resources

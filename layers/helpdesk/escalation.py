@@ -31,18 +31,26 @@ class Plan:
     steps: dict[str, dict[str, str]]  # tier -> {"at": ISO time, "to": tier}, for the tiers after the next
 
 
-def plan(policy: Policy, *, priority: str, tier: str, due_at: datetime, created_at: datetime) -> Plan | None:
+def plan(policy: Policy, *, priority: str, tier: str, due_at: datetime, created_at: datetime,
+         now: datetime | None = None) -> Plan | None:
     """When the ticket at ``tier`` climbs, given its current deadline ``due_at``.
 
     Each tier reached by escalation gets the priority's ``tier_window`` of business time; nothing
     climbs later than 30 days after creation, when it goes straight to management. ``None`` once
     the ticket is with management (nothing left to climb to).
+
+    A plan never escalates retroactively: when ``due_at`` has already passed at ``now`` (default
+    :func:`clock.now`) -- a ticket escalated by hand after its deadline, reopened, or resumed after
+    climbing -- the tier holding it gets one ``tier_window`` from now. The 30-day rule still wins.
     """
     if tier == MANAGEMENT:
         return None
     sla = policy.sla[priority]
     calendar = policy.calendars[sla.calendar]
     limit = created_at + ESCALATION_LIMIT
+    now = clock.now() if now is None else now
+    if due_at <= now:
+        due_at = add_business_time(now, sla.tier_window, calendar)
 
     def capped(at: datetime, to: str) -> tuple[datetime, str]:
         return (limit, MANAGEMENT) if at >= limit else (at, to)

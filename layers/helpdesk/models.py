@@ -12,8 +12,10 @@ from datetime import datetime
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
 )
@@ -25,6 +27,9 @@ from helpdesk import clock, settings
 TICKET_SK = "TICKET"
 EVENT_SK_PREFIX = "EVENT#"
 DUE_SHARDS = 8  # the due index's partitions: intake spreads over them, the sweep reads each
+# The table's time-to-live attribute (epoch seconds): DynamoDB deletes short-lived items after it
+# (email rate counters, rejected-mail records). CDK and the local stack enable TTL on this name.
+TTL_ATTRIBUTE = "expires_at"
 
 
 class IsoTimeAttribute(UnicodeAttribute):
@@ -111,9 +116,19 @@ class Ticket(Model):
     due_kind = UnicodeAttribute(null=True)  # first_response | resolution
     escalate_to = UnicodeAttribute(null=True)
     escalation_plan = MapAttribute(null=True)
+    # The name of the escalation execution that owns the clock when it is not the ticket id (a chain
+    # restarted because the deadline moved earlier); any other execution of the ticket ends itself.
+    escalation_chain = UnicodeAttribute(null=True)
     breached = BooleanAttribute(default=False)
     escalation_count = NumberAttribute(default=0)
     transfer_count = NumberAttribute(default=0)
+    # The email channel: the customer's Message-ID that opened the ticket (our emails answer it), the
+    # older ticket this one follows up (a reply after the reopen window), and the files that came
+    # with the customer's emails ([{filename, content_type, size, key | skipped, inline}], keys in
+    # the mail bucket).
+    source_message_id = UnicodeAttribute(null=True)
+    related_ticket_id = UnicodeAttribute(null=True)
+    attachments = ListAttribute(null=True)
     version = VersionAttribute()
 
     due_index = DueIndex()
@@ -136,6 +151,51 @@ class TicketEvent(Model):
     public = BooleanAttribute(default=True)
     body = UnicodeAttribute(null=True)
     data = MapAttribute(null=True)  # type-specific facts: from/to tier, reason, old/new status...
+    # Only on a ``resolved`` status change: it schedules the auto-close (the sweep closes the ticket 7 days
+    # later without a customer reply) by sitting in the sparse due index itself (helpdesk.sweep).
+    due_shard = UnicodeAttribute(null=True)
+    next_due_at = IsoTimeAttribute(null=True)
+    due_kind = UnicodeAttribute(null=True)  # auto_close
+
+
+class RejectedMail(Model):
+    """Inbound email that opened no ticket and reached none (spam, virus, an auto-reply, a bounce, a
+    list, a flood, an unreadable message), kept for agents with the raw message's place in the mail
+    bucket. One partition per UTC day, oldest first; it expires with the raw message.
+    """
+
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)  # REJECTED#2026-11-24
+    sk = UnicodeAttribute(range_key=True)  # <received_at>#<SES message id>
+    ses_message_id = UnicodeAttribute()
+    received_at = IsoTimeAttribute()
+    reason = UnicodeAttribute()  # spam | virus | automated | unparseable | rate_limited
+    detail = UnicodeAttribute(null=True)  # in words: which header, which verdict, what was missing
+    sender = UnicodeAttribute(null=True)  # the address, when one could be read
+    subject = UnicodeAttribute(null=True)
+    recipients = ListAttribute(of=UnicodeAttribute, null=True)  # SES's envelope recipients
+    s3_bucket = UnicodeAttribute(null=True)
+    s3_key = UnicodeAttribute(null=True)  # the raw message
+    ticket_id = UnicodeAttribute(null=True)  # the ticket it names (subject or our Message-ID), unverified
+    expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
+
+
+def rejected_pk(day: str) -> str:
+    return f"REJECTED#{day}"
+
+
+class SenderCounter(Model):
+    """How many tickets one sender opened by email in one clock hour (the email rate limit)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)  # RATE#<sender digest>#<2026-11-24T09>
+    sk = UnicodeAttribute(range_key=True, default="RATE")
+    count = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
 
 
 def event_sk(at: datetime, event_id: str) -> str:

@@ -17,6 +17,9 @@ class Env(StrEnum):
     POLICY_FILE = "HELPDESK_POLICY_FILE"
     TOKEN_SECRET_ARN = "HELPDESK_TOKEN_SECRET_ARN"
     ALLOWED_ORIGINS = "HELPDESK_ALLOWED_ORIGINS"  # comma-separated; unset: same origin only
+    EMAIL_RATE_LIMIT = "HELPDESK_EMAIL_RATE_LIMIT"  # new tickets one sender may open by email per hour (0: no limit)
+    REPORT_BUCKET = "HELPDESK_REPORT_BUCKET"  # the daily SLA reports (JSON), written by the report function
+    AT_RISK_SHARE = "HELPDESK_AT_RISK_SHARE"  # share of an SLA window after which the sweep warns (0.75)
 
 
 DEFAULTS: dict[Env, str] = {
@@ -25,6 +28,9 @@ DEFAULTS: dict[Env, str] = {
     Env.SUPPORT_ADDRESS: "support@helpdesk.local",
     Env.PUBLIC_BASE_URL: "",
     Env.TIME_SCALE: "1",
+    Env.MAIL_BUCKET: "helpdesk-mail",
+    Env.EMAIL_RATE_LIMIT: "10",
+    Env.AT_RISK_SHARE: "0.75",
 }
 
 

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
@@ -42,6 +42,11 @@ class NewTicket:
     category: str = "general"
     customer_name: str | None = None
     customer_phone: str | None = None
+    # The email channel (helpdesk.intake): the customer's Message-ID (the acknowledgement answers
+    # it), the older ticket this one follows up, the files that came with the email.
+    source_message_id: str | None = None
+    related_ticket_id: str | None = None
+    attachments: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,11 +125,15 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
             category=request.category, priority=route.priority, department=route.department,
             tier=route.tier, status="new", created_at=now, updated_at=now,
             first_response_due_at=due.first_response_due_at, resolution_due_at=due.resolution_due_at,
+            source_message_id=request.source_message_id, related_ticket_id=request.related_ticket_id,
+            attachments=[dict(a) for a in request.attachments] or None,
         )
         _apply_plan(ticket, policy)
         event = _event(ticket, "created", "customer", at=now, body=request.description, rule=rule,
                        channel=request.channel, priority=route.priority, department=route.department,
-                       tier=route.tier)
+                       tier=route.tier, source_message_id=request.source_message_id,
+                       related_ticket_id=request.related_ticket_id,
+                       attachments=[dict(a) for a in request.attachments] or None)
         try:
             _commit(ticket, event, new=True)
         except TransactWriteError:
@@ -136,13 +145,23 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
 
 def access_token(ticket_id: str) -> str:
     """The ticket's access token, recomputed from the secret (the table holds only its hash)."""
+    return ids.access_token(ticket_id, _token_key())
+
+
+def reply_token(ticket_id: str) -> str:
+    """The tag of the ticket's reply address (``support+<token>@domain``): lower case, derived from
+    the same secret as the access token but distinct from it (see ``ids.reply_token``)."""
+    return ids.reply_token(ticket_id, _token_key())
+
+
+def _token_key() -> bytes:
     from aws_lambda_powertools.utilities import parameters
 
     arn = settings.get(settings.Env.TOKEN_SECRET_ARN)
     secret = parameters.get_secret(arn, max_age=3600) if arn else ""
     if not secret:
         raise RuntimeError(f"{settings.Env.TOKEN_SECRET_ARN} names no secret: cannot issue access tokens")
-    return ids.access_token(ticket_id, secret.encode() if isinstance(secret, str) else secret)
+    return secret.encode() if isinstance(secret, str) else secret
 
 
 def private_link(ticket_id: str, base_url: str | None = None) -> str:
@@ -210,23 +229,46 @@ def change(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[Tick
     raise Conflict(f"ticket {ticket_id} is changing too fast; please retry")
 
 
+REOPEN_DAYS = 7  # a customer's message reopens a resolved ticket within this; later it needs a new one
+
+
+def reopenable(ticket: Ticket, now: datetime) -> bool:
+    """Whether a customer's message may still land on the ticket (closed ones and old resolutions not)."""
+    if ticket.status == "closed":
+        return False
+    if ticket.status == "resolved":
+        return now - (ticket.resolved_at or ticket.updated_at) <= timedelta(days=REOPEN_DAYS)
+    return True
+
+
+def customer_wrote(ticket: Ticket, policy: Policy) -> bool:
+    """What a customer's message does to the clock: a waiting one resumes, a resolved ticket reopens.
+
+    Returns whether the ticket reopened; the caller has checked :func:`reopenable`.
+    """
+    if ticket.status == PAUSED:
+        _resume(ticket, policy)
+    elif ticket.status == "resolved":
+        ticket.status, ticket.resolved_at = "open", None
+        _apply_plan(ticket, policy)
+        return True
+    return False
+
+
 def add_customer_message(ticket_id: str, token: str | None, body: str,
                          policy: Policy | None = None) -> TicketEvent:
-    """The customer writes on their ticket: a waiting clock resumes, a recently resolved one reopens."""
+    """The customer writes on their ticket through its private link."""
     load_for_customer(ticket_id, token)
     policy = policy or load_policy()
 
     def apply(ticket: Ticket) -> TicketEvent:
-        if ticket.status == "closed":
-            raise Conflict("this ticket is closed; please open a new request")
-        if ticket.status == "pending_customer":
-            _resume(ticket, policy)
-        elif ticket.status == "resolved":
-            ticket.status, ticket.resolved_at = "open", None
-            _apply_plan(ticket, policy)
-        return _event(ticket, "message", "customer", body=body)
+        if not reopenable(ticket, clock.now()):
+            raise Conflict("this request is closed; please open a new one")
+        reopened = customer_wrote(ticket, policy)
+        return _event(ticket, "message", "customer", body=body, reopened=reopened or None)
 
-    _, event = change(ticket_id, apply)
+    # _transition: a reopened ticket's clock gets a new escalation chain
+    _, event = _transition(ticket_id, apply)
     return event
 
 
@@ -262,3 +304,250 @@ def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
             for e in events if e.public
         ],
     }
+
+
+# ==================================================================================================
+# Agent and system transitions, and the escalation chain's lifecycle.
+#
+# Each goes through change(): the ticket (version-checked) and its timeline event in one transaction,
+# so a transition racing the escalation state machine (which bumps the version too) reloads and
+# applies again on what the machine wrote. A transition that moves the deadline earlier than the one
+# the running chain sleeps until hands the ticket to a new chain (``escalation_chain``); one that
+# stops the clock stops the chain (best effort: a chain also ends by itself at its next wake).
+# ==================================================================================================
+
+import logging  # noqa: E402
+
+from helpdesk.errors import InvalidRequest  # noqa: E402
+
+_log = logging.getLogger(__name__)
+SUMMARY_MAX = 5_000
+PAUSED = "pending_customer"
+
+
+def chain_name(ticket: Ticket) -> str:
+    """The name of the escalation execution that owns the ticket's clock."""
+    return ticket.escalation_chain or ticket.ticket_id
+
+
+def _execution_arn(name: str) -> str | None:
+    machine = settings.get(settings.Env.ESCALATION_STATE_MACHINE_ARN)
+    if not machine:
+        return None
+    return f"{machine.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def _start_chain(ticket_id: str, name: str) -> bool:
+    """Start the chain ``name`` for the ticket (a repeat is harmless). The change it follows is
+    committed already: a failure is logged, and the sweep's :func:`ensure_escalation` recovers."""
+    arn = settings.get(settings.Env.ESCALATION_STATE_MACHINE_ARN)
+    if not arn:
+        return False
+    client = _stepfunctions()
+    try:
+        client.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"ticket_id": ticket_id}))
+    except client.exceptions.ExecutionAlreadyExists:
+        pass
+    except Exception:  # noqa: BLE001 -- never fail an agent's committed change over it
+        _log.exception("could not start escalation chain %s", name)
+        return False
+    return True
+
+
+def _stop_chain(name: str, cause: str) -> None:
+    """Best effort: a chain that is not stopped ends by itself when it next reads the ticket."""
+    arn = _execution_arn(name)
+    if not arn:
+        return
+    try:
+        _stepfunctions().stop_execution(executionArn=arn, cause=cause[:256])
+    except Exception:  # noqa: BLE001 -- gone already, never started, throttled: it ends by itself
+        _log.info("could not stop escalation chain %s", name, exc_info=True)
+
+
+def ensure_escalation(ticket_id: str) -> None:
+    """(Re)start the chain the ticket names, e.g. from the sweep when a running clock has none."""
+    ticket = load(ticket_id)
+    if ticket.next_due_at is not None:
+        _start_chain(ticket_id, chain_name(ticket))
+
+
+def _transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[Ticket, TicketEvent]:
+    """``change()``, then keep the escalation chain in step with the clock the change left."""
+    before: dict = {}
+
+    def wrapped(ticket: Ticket) -> TicketEvent:
+        due, chain = ticket.next_due_at, chain_name(ticket)
+        event = apply(ticket)
+        if ticket.next_due_at is not None and (due is None or ticket.next_due_at < due):
+            # The running chain sleeps until the old, later deadline (or has ended): a new one takes over.
+            ticket.escalation_chain = f"{ticket.ticket_id}-r{(ticket.version or 0) + 1}"
+        before.update(due=due, chain=chain)
+        return event
+
+    ticket, event = change(ticket_id, wrapped)
+    if chain_name(ticket) != before["chain"]:
+        if _start_chain(ticket_id, chain_name(ticket)):
+            _stop_chain(before["chain"], f"superseded by {chain_name(ticket)}")
+    elif ticket.next_due_at is None and before["due"] is not None:
+        _stop_chain(before["chain"], f"clock stopped: {event.type}")
+    return ticket, event
+
+
+def _actor(agent: str) -> str:
+    name = (agent or "").strip()
+    if not name:
+        raise InvalidRequest("the agent is required")
+    return name if name.startswith("agent:") else f"agent:{name}"
+
+
+def _required(text: str | None, what: str, limit: int) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidRequest(f"{what} is required")
+    if len(text) > limit:
+        raise InvalidRequest(f"{what} is longer than {limit} characters")
+    return text
+
+
+def _status_changed(ticket: Ticket, actor: str, old_status: str, *, body: str | None = None) -> TicketEvent:
+    return _event(ticket, "status_changed", actor, body=body, **{"from": old_status, "to": ticket.status})
+
+
+def reply(ticket_id: str, agent: str, body: str, public: bool = True,
+          policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+    """An agent answers. The first public reply meets the first-response target: the ticket opens and
+    its clock moves on to the resolution deadline. A non-public reply is for colleagues only."""
+    actor, body = _actor(agent), _required(body, "the reply", MESSAGE_MAX)
+    policy = policy or load_policy()
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status == "closed":
+            raise Conflict("this ticket is closed")
+        first = public and ticket.first_responded_at is None and ticket.status not in CLOSED
+        if first:
+            ticket.first_responded_at = clock.now()
+            if ticket.status == "new":
+                ticket.status = "open"
+            _apply_plan(ticket, policy)
+        return _event(ticket, "reply", actor, body=body, public=public, first_response=True if first else None)
+
+    return _transition(ticket_id, apply)
+
+
+def add_note(ticket_id: str, agent: str, body: str) -> tuple[Ticket, TicketEvent]:
+    """An internal note: never shown to the customer, changes nothing else."""
+    actor, body = _actor(agent), _required(body, "the note", MESSAGE_MAX)
+    return _transition(ticket_id, lambda ticket: _event(ticket, "note", actor, body=body, public=False))
+
+
+def pause(ticket_id: str, agent: str) -> tuple[Ticket, TicketEvent]:
+    """Waiting on the customer: the SLA clock stops (out of the due index); the chain looks in now and then."""
+    actor = _actor(agent)
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status not in ACTIVE:
+            raise Conflict(f"a {ticket.status} ticket cannot wait on its customer")
+        old, ticket.status = ticket.status, PAUSED
+        ticket.paused_at, ticket.due_shard = clock.now(), None  # the plan stays: resume shifts it
+        return _status_changed(ticket, actor, old)
+
+    return _transition(ticket_id, apply)
+
+
+def resume(ticket_id: str, agent: str, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+    """The clock runs again; every due time moves by the business time spent waiting."""
+    actor = _actor(agent)
+    policy = policy or load_policy()
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status != PAUSED:
+            raise Conflict(f"a {ticket.status} ticket is not waiting on its customer")
+        _resume(ticket, policy)  # status -> open, deadlines shifted, plan recomputed
+        return _status_changed(ticket, actor, PAUSED)
+
+    return _transition(ticket_id, apply)
+
+
+def change_priority(ticket_id: str, agent: str, priority: str,
+                    policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+    """New SLA targets from the policy, counted from the ticket's creation; the plan follows."""
+    actor = _actor(agent)
+    policy = policy or load_policy()
+    if priority not in policy.sla:
+        raise InvalidRequest(f"unknown priority {priority!r}", details=sorted(policy.sla))
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status in CLOSED:
+            raise Conflict(f"a {ticket.status} ticket has no SLA to change")
+        if ticket.priority == priority:
+            raise Conflict(f"the ticket's priority is already {priority}")
+        old, ticket.priority = ticket.priority, priority
+        due = sla.deadlines(policy, priority, ticket.created_at)
+        ticket.first_response_due_at, ticket.resolution_due_at = due.first_response_due_at, due.resolution_due_at
+        _apply_plan(ticket, policy)  # a paused ticket stays out of the due index
+        return _event(ticket, "priority_changed", actor, **{"from": old, "to": priority})
+
+    return _transition(ticket_id, apply)
+
+
+def resolve(ticket_id: str, agent: str, summary: str, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+    """Resolved: the clock and the escalation chain stop. The summary is what the customer reads."""
+    actor, summary = _actor(agent), _required(summary, "the resolution summary", MESSAGE_MAX)
+    policy = policy or load_policy()
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status in CLOSED:
+            raise Conflict(f"the ticket is already {ticket.status}")
+        old, ticket.status = ticket.status, "resolved"
+        ticket.resolved_at, ticket.paused_at = clock.now(), None
+        _apply_plan(ticket, policy)  # a resolved ticket has no clock
+        event = _status_changed(ticket, actor, old, body=summary)
+        from helpdesk import sweep  # the event schedules the auto-close in the due index (not the ticket)
+        sweep.schedule_auto_close(event, ticket)
+        return event
+
+    return _transition(ticket_id, apply)
+
+
+def departments(policy: Policy) -> set[str]:
+    """The departments tickets can be routed or transferred to (those the routing rules name)."""
+    return {rule.set.department for rule in policy.routing}
+
+
+def escalate(ticket_id: str, agent: str, summary: str, to_department: str | None = None, *,
+             expected_tier: str | None = None, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+    """A manual escalation, with a summary for the next person.
+
+    Hierarchical (no ``to_department``): the next tier takes the ticket (``escalated``). If its
+    deadline has passed already, that tier gets one tier window (see :func:`escalation.plan`).
+    ``expected_tier`` (the tier the agent saw) turns a race with an automatic escalation into a
+    Conflict instead of a second climb. Functional (``to_department``): another department takes it
+    at the same tier, on the same clock (``transferred``, internal).
+    """
+    actor, summary = _actor(agent), _required(summary, "a summary for the next person", SUMMARY_MAX)
+    policy = policy or load_policy()
+    if to_department is not None and to_department not in departments(policy):
+        raise InvalidRequest(f"unknown department {to_department!r}", details=sorted(departments(policy)))
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status in CLOSED:
+            raise Conflict(f"a {ticket.status} ticket cannot be escalated")
+        if expected_tier is not None and ticket.tier != expected_tier:
+            raise Conflict(f"the ticket is with {ticket.tier} now, not {expected_tier}")
+        if to_department is not None:
+            if to_department == ticket.department:
+                raise Conflict(f"the ticket is with {to_department} already")
+            old, ticket.department = ticket.department, to_department
+            ticket.transfer_count = (ticket.transfer_count or 0) + 1
+            return _event(ticket, "transferred", actor, public=False, from_department=old,
+                          to_department=to_department, summary=summary, tier=ticket.tier)
+        if ticket.tier == escalation.MANAGEMENT:
+            raise Conflict("the ticket is with management already")
+        old, ticket.tier = ticket.tier, escalation.next_tier(ticket.tier)
+        ticket.escalation_count = (ticket.escalation_count or 0) + 1
+        _apply_plan(ticket, policy)
+        return _event(ticket, "escalated", actor, from_tier=old, to_tier=ticket.tier, reason="manual",
+                      auto=False, summary=summary, due_kind=ticket.due_kind)
+
+    return _transition(ticket_id, apply)

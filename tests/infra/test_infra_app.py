@@ -28,6 +28,7 @@ REFERENCED = {
     Env.CUSTOMER_UPDATES_TOPIC_ARN: "AWS::SNS::Topic",
     Env.TEAM_ALERTS_TOPIC_ARN: "AWS::SNS::Topic",
     Env.MAIL_BUCKET: "AWS::S3::Bucket",
+    Env.REPORT_BUCKET: "AWS::S3::Bucket",
 }
 # The Env variables that are plain settings, and what a sensible value looks like.
 LITERALS = {
@@ -113,6 +114,11 @@ def test_every_settings_variable_is_a_real_resource_or_a_sensible_literal(which,
             if name not in ENV_NAMES:
                 continue
             env = Env(name)
+            if env is Env.PUBLIC_BASE_URL and isinstance(value, dict):  # no publicBaseUrl: the API's own stage URL
+                parts = value["Fn::Join"][1]
+                assert parts[0] == "https://", f"{id_}: {name}={value}"
+                assert synth.resources[parts[1]["Ref"]]["Type"] == "AWS::ApiGateway::RestApi", f"{id_}: {name}={value}"
+                continue
             if env in LITERALS:
                 assert isinstance(value, str) and LITERALS[env](value), f"{id_}: {name}={value!r}"
                 continue

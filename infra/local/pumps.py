@@ -1,0 +1,409 @@
+"""The pumps: what AWS does between the resources and the functions, done in-process on the local stack.
+
+Each pump is a :class:`~infra.local.services.Poller` (every :data:`POLL_INTERVAL` seconds):
+
+- **stream** -- the ticket table's DynamoDB stream -> ``functions.publisher.handler``, as the event
+  source mapping of ``infra/constructs/notifications.py`` delivers it: records in the Lambda event
+  shape, only those matching ``notify.stream_filter_pattern()``, in order; failed records reported in
+  ``batchItemFailures`` come back from the first failed one, and after ``STREAM_RETRY_ATTEMPTS``
+  retries are given up (logged: in the cloud they would go to the dead-letter queue).
+- **delivery** -- ``customer-updates`` (its SQS stand-in subscription, filter
+  ``notify.CUSTOMER_DELIVERY_FILTER``) -> ``functions.delivery.handler`` with the SNS event Lambda gets;
+  a failed invocation is retried ``DELIVERY_RETRY_ATTEMPTS`` times, then given up (logged).
+- **team alerts** -- ``team-alerts`` (one stand-in subscription per department and for management,
+  with ``notify.team_filter`` / ``notify.MANAGEMENT_FILTER``) -> the outbox, channel ``team-alert``,
+  with the plain-text email a team's address would receive.
+
+And :class:`OutboxRecorder` hooks ``notify.send_email`` / ``notify.send_sms`` (the sending seams): every
+email and SMS the delivery function sends really goes through moto's SES v2 / SNS and is recorded in
+the outbox (channel, recipient, subject, text body, ticket id, event type, time).
+
+``SERVICES`` lists them for ``infra/local/stack.py``, after :class:`~infra.local.executor.AwsLikeExecutor`
+(moto's Step Functions executor, keeping time like AWS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from email import policy as email_policy
+from email.parser import BytesParser
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+from helpdesk import settings
+from helpdesk.settings import Env
+from infra.local import resources
+from infra.local.api_gateway import LambdaContext
+from infra.local.executor import AwsLikeExecutor
+from infra.local.outbox import Outbox
+from infra.local.services import Poller, Service
+
+if TYPE_CHECKING:
+    from infra.local.stack import LocalStack
+
+log = logging.getLogger("infra.local")
+
+POLL_INTERVAL = 0.2  # seconds: escalation lag (deadline -> team alert in the outbox) stays well under 1 s
+STREAM_BATCH_SIZE = 100  # as infra/constructs/notifications.py
+STREAM_RETRY_ATTEMPTS = 5
+DELIVERY_RETRY_ATTEMPTS = 2
+
+Handler = Callable[[dict, Any], Any]
+
+
+# -- event filtering (the subset of Lambda's filter syntax the stack uses, and a little more) ----------
+
+def matches(pattern: dict, event: object) -> bool:
+    """Whether ``event`` matches a Lambda event filter ``pattern`` (every key; any value of a list).
+
+    Values: literals, ``{"prefix": ...}``, ``{"suffix": ...}``, ``{"exists": bool}``,
+    ``{"anything-but": [...]}``, ``{"equals-ignore-case": ...}``; nested objects recurse.
+    """
+    for key, rule in pattern.items():
+        present = isinstance(event, dict) and key in event
+        value = event.get(key) if present else None
+        if isinstance(rule, dict):
+            if not (present and matches(rule, value)):
+                return False
+        elif isinstance(rule, list):
+            if not any(_matches_value(r, present, value) for r in rule):
+                return False
+        else:
+            raise ValueError(f"filter pattern {key!r}: expected an object or a list, got {rule!r}")
+    return True
+
+
+def _matches_value(rule: object, present: bool, value: object) -> bool:
+    values = value if isinstance(value, list) else [value]
+    if not isinstance(rule, dict):
+        return present and rule in values
+    ((operator, argument),) = rule.items()
+    if operator == "exists":
+        return present is bool(argument)
+    if not present:
+        return False
+    strings = [v for v in values if isinstance(v, str)]
+    if operator == "prefix":
+        return any(v.startswith(argument) for v in strings)
+    if operator == "suffix":
+        return any(v.endswith(argument) for v in strings)
+    if operator == "equals-ignore-case":
+        return any(v.lower() == argument.lower() for v in strings)
+    if operator == "anything-but":
+        excluded = argument if isinstance(argument, list) else [argument]
+        return all(v not in excluded for v in values)
+    raise ValueError(f"filter operator {operator!r} is not supported locally")
+
+
+# -- the ticket table's stream ---------------------------------------------------------------------------
+
+class TableStream:
+    """The ticket table's DynamoDB stream, read like the Lambda event source mapping reads it: from
+    TRIM_HORIZON, every shard, records in the Lambda event shape (``eventSourceARN`` added, times as
+    epoch seconds)."""
+
+    def __init__(self, table_name: str):
+        ddb = boto3.client("dynamodb")
+        table = ddb.describe_table(TableName=table_name)["Table"]
+        if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+            raise RuntimeError(f"table {table_name} has no stream (resources.ticket_table streams it)")
+        self.arn = table["LatestStreamArn"]
+        self.client = boto3.client("dynamodbstreams")
+        self.iterators: dict[str, str] = {}
+
+    def records(self) -> list[dict]:
+        """The records written since the last call, oldest first."""
+        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        out = []
+        for shard in shards:
+            iterator = self.iterators.get(shard["ShardId"]) or self.client.get_shard_iterator(
+                StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            page = self.client.get_records(ShardIterator=iterator)
+            self.iterators[shard["ShardId"]] = page["NextShardIterator"]
+            out += [self._lambda_shape(r) for r in page["Records"]]
+        return out
+
+    def read(self) -> dict:
+        """The records written since the last read, as the publisher's Lambda event (unfiltered)."""
+        return {"Records": self.records()}
+
+    def _lambda_shape(self, record: dict) -> dict:
+        record = json.loads(json.dumps(record, default=lambda d: d.timestamp()))  # datetimes -> epoch
+        return record | {"eventSourceARN": self.arn}
+
+
+class StreamPump:
+    """The stream -> the publisher, as the event source mapping does it (filter, batches, retries)."""
+
+    def __init__(self, handler: Handler, stream: TableStream, *, pattern: dict | None = None,
+                 function_name: str = "helpdesk-publisher", batch_size: int = STREAM_BATCH_SIZE,
+                 retry_attempts: int = STREAM_RETRY_ATTEMPTS):
+        self.handler, self.stream, self.pattern = handler, stream, pattern
+        self.function_name, self.batch_size, self.retry_attempts = function_name, batch_size, retry_attempts
+        self.pending: list[dict] = []
+        self.attempts = 0
+        self.given_up: list[dict] = []  # what the cloud's on-failure destination would hold
+
+    def tick(self) -> None:
+        if not self.pending:
+            self.pending = [r for r in self.stream.records() if self.pattern is None or matches(self.pattern, r)]
+            self.attempts = 0
+        while self.pending:
+            batch = self.pending[: self.batch_size]
+            failed = self._invoke(batch)
+            if not failed:
+                self.pending, self.attempts = self.pending[len(batch):], 0
+                continue
+            first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
+            self.pending = self.pending[first:]  # the mapping resumes from the first failed record
+            self.attempts += 1
+            if self.attempts > self.retry_attempts:
+                dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
+                self.given_up += dropped
+                log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
+                          self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
+                self.pending = [r for r in self.pending if r not in dropped]
+                self.attempts = 0
+            return  # retried on the next tick
+
+    def _invoke(self, batch: list[dict]) -> set[str]:
+        """The sequence numbers that failed (all of them if the handler raised)."""
+        context = LambdaContext(self.function_name, memory_limit_in_mb=256, timeout_s=30)
+        try:
+            response = self.handler({"Records": batch}, context) or {}
+        except Exception:
+            log.exception("stream: the publisher failed a batch of %d", len(batch))
+            return {r["dynamodb"]["SequenceNumber"] for r in batch}
+        return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+
+
+# -- SNS (through its SQS stand-in subscriptions) ---------------------------------------------------------
+
+class SnsQueue:
+    """A queue subscribed to a topic without raw delivery: each message is SNS's JSON envelope."""
+
+    def __init__(self, name: str):
+        self.sqs = boto3.client("sqs")
+        self.name = name
+        self.url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+
+    def receive(self) -> list[tuple[dict, str, int]]:
+        """``(envelope, receipt handle, receive count)`` of up to 10 waiting messages."""
+        page = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
+                                        AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        return [(json.loads(m["Body"]), m["ReceiptHandle"], int(m["Attributes"]["ApproximateReceiveCount"]))
+                for m in page]
+
+    def delete(self, receipt: str) -> None:
+        self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
+
+    def release(self, receipt: str) -> None:
+        """Visible again at once (a retry on the next tick, not after the visibility timeout)."""
+        self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=0)
+
+
+def attributes(envelope: dict) -> dict[str, str]:
+    return {k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()}
+
+
+def sns_lambda_event(envelope: dict) -> dict:
+    """The event SNS invokes a subscribed function with (one record), from the envelope SQS got."""
+    subscription = parse_qs(urlsplit(envelope.get("UnsubscribeURL", "")).query).get("SubscriptionArn", [""])[0]
+    return {"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": subscription,
+        "Sns": {
+            "Type": envelope.get("Type", "Notification"),
+            "MessageId": envelope["MessageId"],
+            "TopicArn": envelope["TopicArn"],
+            "Subject": envelope.get("Subject"),
+            "Message": envelope["Message"],
+            "Timestamp": envelope["Timestamp"],
+            "SignatureVersion": envelope.get("SignatureVersion", "1"),
+            "Signature": envelope.get("Signature", ""),
+            "SigningCertUrl": envelope.get("SigningCertURL", ""),
+            "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+            "MessageAttributes": {k: {"Type": v.get("Type", "String"), "Value": v.get("Value")}
+                                  for k, v in (envelope.get("MessageAttributes") or {}).items()},
+        },
+    }]}
+
+
+_delivering = threading.local()  # what the delivery pump is handling now: the outbox's event type
+
+
+@contextlib.contextmanager
+def delivering(**facts: str | None) -> Iterator[None]:
+    _delivering.facts = facts
+    try:
+        yield
+    finally:
+        _delivering.facts = {}
+
+
+def current_delivery() -> dict[str, str | None]:
+    return getattr(_delivering, "facts", {})
+
+
+class DeliveryPump:
+    """customer-updates -> the delivery function, one SNS event per message (Lambda's async retries)."""
+
+    def __init__(self, handler: Handler, queue: SnsQueue, *, function_name: str = "helpdesk-delivery",
+                 retry_attempts: int = DELIVERY_RETRY_ATTEMPTS):
+        self.handler, self.queue = handler, queue
+        self.function_name, self.retry_attempts = function_name, retry_attempts
+        self.given_up: list[dict] = []
+
+    def tick(self) -> None:
+        """Deliver what waits; a failed message is retried on the next tick, not in this one."""
+        while messages := self.queue.receive():
+            delivered = [self._deliver(envelope, receipt, count) for envelope, receipt, count in messages]
+            if not all(delivered):
+                return
+
+    def _deliver(self, envelope: dict, receipt: str, count: int) -> bool:
+        facts = attributes(envelope)
+        event_type, ticket_id = facts.get("event_type"), facts.get("ticket_id")
+        context = LambdaContext(self.function_name, memory_limit_in_mb=256, timeout_s=30)
+        try:
+            with delivering(event_type=event_type, ticket_id=ticket_id):
+                self.handler(sns_lambda_event(envelope), context)
+        except Exception:
+            log.exception("delivery: %s of %s failed (attempt %d)", event_type, ticket_id, count)
+            if count <= self.retry_attempts:
+                self.queue.release(receipt)  # Lambda retries an asynchronous invocation
+                return False
+            self.given_up.append(envelope)
+            log.error("delivery: gave up on %s of %s (the cloud's DLQ)", event_type, ticket_id)
+        self.queue.delete(receipt)
+        return True
+
+
+class TeamAlertPump:
+    """team-alerts -> the outbox: what each stand-in subscriber's mailbox would receive."""
+
+    def __init__(self, outbox: Outbox, queues: dict[str, SnsQueue]):
+        self.outbox, self.queues = outbox, queues
+
+    def tick(self) -> None:
+        for subscriber, queue in self.queues.items():
+            while messages := queue.receive():
+                for envelope, receipt, _ in messages:
+                    self.record(subscriber, envelope)
+                    queue.delete(receipt)
+
+    def record(self, subscriber: str, envelope: dict) -> None:
+        facts = attributes(envelope)
+        self.outbox.append(channel="team-alert", recipient=f"team:{subscriber}", subject=envelope.get("Subject"),
+                           body=alert_email_text(envelope["Message"]), ticket_id=facts.get("ticket_id"),
+                           event_type=facts.get("event_type"))
+        log.info("outbox: team-alert %s %s -> team:%s", facts.get("event_type"), facts.get("ticket_id"), subscriber)
+
+
+def alert_email_text(message: str) -> str:
+    """The ``email`` variant of a team alert (what an email subscriber reads), from the ``default``
+    variant queues get (``{"text", "alert"}``, see ``notify.team_request``)."""
+    from helpdesk import messages
+
+    try:
+        return messages.alert_text(messages.TeamAlert.from_dict(json.loads(message)["alert"]))
+    except (ValueError, KeyError, TypeError):
+        return message
+
+
+# -- the sending seams -> the outbox ------------------------------------------------------------------------
+
+class OutboxRecorder:
+    """Wraps ``notify.send_email`` / ``notify.send_sms``: send through moto as usual, then record."""
+
+    name = "outbox-recorder"
+
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
+        self._saved: tuple | None = None
+
+    def start(self) -> None:
+        from helpdesk import notify
+
+        if self._saved is not None:
+            return
+        self._saved = send_email, send_sms = notify.send_email, notify.send_sms
+
+        def recorded_email(raw: bytes, to: str) -> str:
+            message_id = send_email(raw, to)  # a refusal (NotSent) raises before anything is recorded
+            self.record_email(raw, to)
+            return message_id
+
+        def recorded_sms(phone: str, text: str) -> str:
+            message_id = send_sms(phone, text)
+            facts = current_delivery()
+            self.outbox.append(channel="sms", recipient=phone, body=text, ticket_id=facts.get("ticket_id"),
+                               event_type=facts.get("event_type"))
+            log.info("outbox: sms %s %s", facts.get("event_type"), facts.get("ticket_id"))
+            return message_id
+
+        notify.send_email, notify.send_sms = recorded_email, recorded_sms
+
+    def record_email(self, raw: bytes, to: str) -> None:
+        message = BytesParser(policy=email_policy.default).parsebytes(raw)
+        part = message.get_body(preferencelist=("plain",))
+        facts = current_delivery()
+        self.outbox.append(channel="email", recipient=to, subject=str(message["Subject"] or ""),
+                           body=part.get_content() if part is not None else "",
+                           ticket_id=facts.get("ticket_id") or message["X-Helpdesk-Ticket"],
+                           event_type=facts.get("event_type"))
+        log.info("outbox: email %s %s", facts.get("event_type"), facts.get("ticket_id"))
+
+    def stop(self) -> None:
+        from helpdesk import notify
+
+        if self._saved is not None:
+            notify.send_email, notify.send_sms = self._saved
+            self._saved = None
+
+
+# -- the services, for infra/local/stack.py ----------------------------------------------------------------
+
+def _executor(stack: LocalStack) -> Service:
+    return AwsLikeExecutor()
+
+
+def _outbox_recorder(stack: LocalStack) -> Service:
+    return OutboxRecorder(stack.outbox)
+
+
+def _stream_pump(stack: LocalStack) -> Service:
+    from functions.publisher import handler  # reads its table names when imported
+    from helpdesk import notify
+
+    pump = StreamPump(handler.handler, TableStream(settings.get(Env.TICKETS_TABLE)),
+                      pattern=notify.stream_filter_pattern())
+    return Poller("stream-pump", pump.tick, interval=POLL_INTERVAL)
+
+
+def _delivery_pump(stack: LocalStack) -> Service:
+    from functions.delivery import handler
+
+    pump = DeliveryPump(handler.handler, SnsQueue(resources.DELIVERY_QUEUE))
+    return Poller("delivery-pump", pump.tick, interval=POLL_INTERVAL)
+
+
+def _team_alert_pump(stack: LocalStack) -> Service:
+    queues = {s: SnsQueue(resources.team_queue_name(s)) for s in resources.team_alert_subscribers()}
+    return Poller("team-alert-pump", TeamAlertPump(stack.outbox, queues).tick, interval=POLL_INTERVAL)
+
+
+SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
+    _executor,
+    _outbox_recorder,
+    _stream_pump,
+    _delivery_pump,
+    _team_alert_pump,
+)

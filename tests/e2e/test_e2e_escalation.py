@@ -1,0 +1,117 @@
+"""The escalation engine end to end on the local stack (``python -m infra.local`` in a subprocess), with
+SLA time compressed (``HELPDESK_TIME_SCALE``): a ticket opened through the API climbs L1 -> L2 -> L3 ->
+management on its own (the real ASL under moto's executor), and the outbox holds what the customer and
+the teams were sent (stream pump -> publisher -> SNS -> delivery pump / team mailboxes)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.e2e.local_stack import LocalStackProcess, assert_clean_exit, http
+
+TIME_SCALE = 36_000  # ten hours of SLA per second: every step of the ladder is due within a second or two
+CLIMB_TIMEOUT_S = 20.0
+POLL_S = 0.2
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory):
+    stack = LocalStackProcess(tmp_path_factory.mktemp("local-stack") / "output.log")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HELPDESK_TIME_SCALE", str(TIME_SCALE))
+        stack.start()
+    try:
+        stack.wait_ready()
+        yield stack
+        assert_clean_exit(stack, stack.stop(signal.SIGTERM))
+    finally:
+        stack.kill()
+
+
+def poll(read, until, *, timeout: float = CLIMB_TIMEOUT_S, what: str):
+    """``read()`` every POLL_S seconds until ``until(value)``; the last value, or a failure with it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; last: {json.dumps(value, indent=1)[:3000]}")
+        time.sleep(POLL_S)
+
+
+def console(stack: LocalStackProcess, path: str):
+    status, _, body = http("GET", stack.console_url + path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_a_ticket_nobody_answers_climbs_to_management_and_everyone_is_told(fast_stack):
+    # Given a ticket opened through the API (billing, normal priority: starts at L1)
+    status, _, body = http("POST", fast_stack.api_url + "tickets", json_body={
+        "name": "Ana Lima", "email": "ana@example.com", "subject": "Invoice address",
+        "description": "Please change the address on my invoices.", "category": "billing"})
+    assert status == 201, body
+    opened = json.loads(body)
+    tid = opened["id"]
+    assert (opened["tier"], opened["department"]) == ("L1", "billing")
+    started = time.monotonic()
+
+    # When nobody answers: the chain escalates at every deadline until management has it
+    def mine() -> dict | None:
+        return next((t for t in console(fast_stack, "tickets") if t["ticket_id"] == tid), None)
+
+    ticket = poll(mine, lambda t: t and t["tier"] == "management" and t.get("breached"),
+                  what=f"{tid} to reach management")
+    climbed_in = time.monotonic() - started
+
+    # Then the customer got the acknowledgement and one email per climb, the billing team an alert per
+    # climb, management the last one (the SLA breach); nothing twice. (The SLA sweep's ticker may add
+    # `at_risk` warnings for the team: they are the sweep's business, not this test's.)
+    def sent() -> list[dict]:
+        return [m for m in console(fast_stack, "outbox") if m["ticket_id"] == tid and m["event_type"] != "at_risk"]
+
+    def expected(messages: list[dict]) -> bool:
+        return len(messages) >= 1 + 3 + 3 + 1
+
+    messages = poll(sent, expected, timeout=5, what=f"{tid}'s notifications in the outbox")
+    time.sleep(2 * POLL_S * 3)  # a last round of every pump: a duplicate would show now
+    messages = sent()
+    by = sorted((m["channel"], m["recipient"], m["event_type"]) for m in messages)
+    assert by == sorted([("email", "ana@example.com", "created")] + [("email", "ana@example.com", "escalated")] * 3
+                        + [("team-alert", "team:billing", "escalated")] * 3
+                        + [("team-alert", "team:management", "escalated")]), json.dumps(messages, indent=1)
+    assert ticket["escalation_count"] == 3 and ticket["status"] in ("new", "open")
+    assert climbed_in < 10, f"the climb took {climbed_in:.1f} s at scale {TIME_SCALE}"
+    management = next(m for m in messages if m["recipient"] == "team:management")
+    assert management["subject"].startswith(f"[{tid}] Escalated from L3 to management")
+    assert "SLA breached" in management["subject"] and "Reason:" in management["body"]
+    first = next(m for m in messages if m["event_type"] == "created")
+    assert first["subject"] == f"[{tid}] Invoice address" and "We have received your request" in first["body"]
+
+    # And a person can read it all on the console's outbox page
+    status, headers, page = http("GET", fast_stack.console_url + "outbox.html")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert page.count(f"[{tid}]") >= len(messages) and "team:management" in page
+
+
+def test_the_customer_sees_the_climb_on_their_ticket_page(fast_stack):
+    status, _, body = http("POST", fast_stack.api_url + "tickets", json_body={
+        "name": "Ben", "email": "ben@example.com", "subject": "Password reset",
+        "description": "The reset link never arrives.", "category": "account"})
+    assert status == 201, body
+    opened = json.loads(body)
+
+    def view() -> dict:
+        status, _, text = http("GET", f"{fast_stack.api_url}tickets/{opened['id']}?token={opened['access_token']}",
+                               headers={"Accept": "application/json"})
+        assert status == 200, text
+        return json.loads(text)
+
+    ticket = poll(view, lambda t: t.get("tier") == "management", what="the customer's view to show management")
+    assert [e["type"] for e in ticket["timeline"]] == ["created", "escalated", "escalated", "escalated"]
+    assert {e["actor"] for e in ticket["timeline"][1:]} == {"system"}

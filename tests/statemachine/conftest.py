@@ -1,0 +1,279 @@
+"""The escalation state machine's own ASL file, executed by moto, on tickets written by the use cases.
+
+SLA durations are seconds (a tiny policy, open around the clock), so a whole ladder climbs in a few
+seconds; tests poll the ticket or the execution with bounded timeouts and never sleep on an SLA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from helpdesk.config import Policy, parse_policy
+from helpdesk.settings import Env
+
+PAUSED_RECHECK_SECONDS = 1
+MACHINE_NAME = "helpdesk-escalation"
+ROLE_ARN = "arn:aws:iam::123456789012:role/helpdesk-escalation"
+
+#: Whole seconds (every stored time is). A ticket opened at 12:00:00.9 is due at 12:00:03, so its chain
+#: sleeps at least 2 s: room for a test to act before the deadline. Windows after an escalation are
+#: 3 s where a test acts between two climbs; the ladder test runs on urgent (1 s everywhere).
+POLICY_TOML = """
+time_zone = "UTC"
+
+[calendars.always]
+timezone = "UTC"
+always_open = true
+
+[sla.urgent]
+calendar = "always"
+first_response = "1s"
+resolution = "20s"
+tier_window = "1s"
+
+[sla.high]
+calendar = "always"
+first_response = "3s"
+resolution = "20s"
+tier_window = "3s"
+
+[sla.normal]
+calendar = "always"
+first_response = "3s"
+resolution = "20s"
+tier_window = "3s"
+
+[sla.low]
+calendar = "always"
+first_response = "8s"
+resolution = "20s"
+tier_window = "3s"
+
+[[routing]]
+name = "account"
+category = "account"
+set = { department = "accounts", priority = "urgent", tier = "L1" }
+
+[[routing]]
+name = "billing"
+category = "billing"
+set = { department = "billing", priority = "low", tier = "L1" }
+
+[[routing]]
+name = "default"
+set = { department = "support", priority = "normal", tier = "L1" }
+"""
+
+
+def escalation_state_machine() -> dict[Env, str]:
+    """The state machine from the one ASL file, rendered like CDK renders it, rechecking paused tickets
+    every second (the local stack's own builder is ``infra.local.resources.escalation_state_machine``)."""
+    import boto3
+
+    from helpdesk import statemachine
+
+    client = boto3.client("stepfunctions")
+    existing = [m["stateMachineArn"] for m in client.list_state_machines()["stateMachines"] if m["name"] == MACHINE_NAME]
+    if existing:
+        return {Env.ESCALATION_STATE_MACHINE_ARN: existing[0]}
+    definition = statemachine.render_definition(statemachine.substitutions(
+        tickets_table=_setting(Env.TICKETS_TABLE), paused_recheck_seconds=PAUSED_RECHECK_SECONDS))
+    arn = client.create_state_machine(name=MACHINE_NAME, definition=definition, roleArn=ROLE_ARN,
+                                      type="STANDARD")["stateMachineArn"]
+    return {Env.ESCALATION_STATE_MACHINE_ARN: arn}
+
+
+def _setting(name: Env) -> str:
+    from helpdesk import settings
+
+    return settings.get(name)
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return parse_policy(POLICY_TOML, source="test policy")
+
+
+@contextlib.contextmanager
+def waits_like_aws() -> Iterator[None]:
+    """Two moto 5.2.5 executor quirks AWS does not have, straightened for the duration.
+
+    A Wait on a timestamp truncates what is left (``int(seconds)``), so it wakes up to a second
+    early; AWS never wakes before the timestamp: round up. And see :func:`one_client_at_a_time`.
+    """
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+
+    def wait_seconds(self, env) -> int:
+        self.string.eval(env=env)
+        text = env.stack.pop()
+        moment = self._from_timestamp_string(timestamp=text)
+        if moment is None:
+            raise FailureEventException(self._create_failure_event(env, text))
+        return math.ceil((moment - datetime.datetime.now()).total_seconds())  # naive local time: TZ=UTC
+
+    original = Timestamp._get_wait_seconds
+    Timestamp._get_wait_seconds = wait_seconds
+    try:
+        with one_client_at_a_time():
+            yield
+    finally:
+        Timestamp._get_wait_seconds = original
+
+
+@contextlib.contextmanager
+def one_client_at_a_time() -> Iterator[None]:
+    """moto's executor makes a boto3 client per task on the shared default session, which is not
+    thread-safe: executions side by side sporadically fail a task ("'dict' object has no attribute
+    'region'"). Serialise client creation (AWS itself has no such problem)."""
+    import threading
+
+    import boto3
+
+    lock, original = threading.RLock(), boto3.client
+
+    def client(*args, **kwargs):
+        with lock:
+            return original(*args, **kwargs)
+
+    boto3.client = client
+    try:
+        yield
+    finally:
+        boto3.client = original
+
+
+@contextlib.contextmanager
+def escalation_aws() -> Iterator[dict[Env, str]]:
+    """moto with the local stack's resources, and the escalation state machine with a 1 s paused recheck."""
+    from infra.local.aws import local_aws
+    from infra.local.resources import WITHOUT_CHAINS
+
+    quiet = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # it logs every IsPresent=false lookup as an ERROR
+    with waits_like_aws(), local_aws((*WITHOUT_CHAINS, escalation_state_machine)) as resources:
+        try:
+            yield resources
+        finally:
+            stop_every_chain(resources[Env.ESCALATION_STATE_MACHINE_ARN])
+            quiet.setLevel(level)
+
+
+def stop_every_chain(machine_arn: str, timeout: float = 5.0) -> None:
+    """Stop what still runs before the mock goes: a chain outliving its moto account would call AWS."""
+    import boto3
+
+    client = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        running = client.list_executions(stateMachineArn=machine_arn, statusFilter="RUNNING")["executions"]
+        if not running:
+            break
+        for execution in running:
+            try:
+                client.stop_execution(executionArn=execution["executionArn"])
+            except Exception:  # noqa: BLE001 -- moto: not started yet; the next round stops it
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"executions still running: {[e['name'] for e in running]}")
+        time.sleep(0.05)
+    time.sleep(0.1)  # let a stopped worker finish the step it was in
+
+
+@pytest.fixture
+def sfn_aws() -> Iterator[dict[Env, str]]:
+    with escalation_aws() as resources:
+        yield resources
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 8.0, interval: float = 0.05, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Chain:
+    """The escalation executions of the tickets, as moto records them."""
+
+    def __init__(self, machine_arn: str):
+        import boto3
+
+        self.client = boto3.client("stepfunctions")
+        self.machine_arn = machine_arn
+
+    def arn(self, name: str) -> str:
+        return f"{self.machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+    def status(self, name: str) -> str:
+        return self.client.describe_execution(executionArn=self.arn(name))["status"]
+
+    def executions(self) -> list[dict]:
+        return self.client.list_executions(stateMachineArn=self.machine_arn)["executions"]
+
+    def wait_until_done(self, name: str, timeout: float = 8.0) -> str:
+        status = wait_for(lambda: (s := self.status(name)) != "RUNNING" and s, timeout=timeout,
+                          what=f"execution {name} to end")
+        if status == "FAILED":
+            print(f"{name} failed:", dumps(self.failures(name)))  # shown by pytest with the failure
+        return status
+
+    def history(self, name: str) -> list[dict]:
+        events, token = [], None
+        while True:
+            page = self.client.get_execution_history(executionArn=self.arn(name), maxResults=1000,
+                                                     **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+    def failures(self, name: str) -> list[dict]:
+        """The failure details in the execution's history (to explain an unexpected status)."""
+        return [{k: v for k, v in e.items() if k.endswith("Details")} for e in self.history(name)
+                if e["type"].endswith(("Failed", "TimedOut", "Aborted"))]
+
+    def states_entered(self, name: str) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history(name) if e["type"].endswith("StateEntered")]
+
+    def sleeping(self, name: str) -> bool:
+        """The execution is in its Sleep (or Paused) state right now."""
+        entered = self.states_entered(name)
+        return bool(entered) and entered[-1] in ("Sleep", "Paused")
+
+
+@pytest.fixture
+def chain(sfn_aws) -> Chain:
+    return Chain(sfn_aws[Env.ESCALATION_STATE_MACHINE_ARN])
+
+
+def new_ticket(policy: Policy, category: str = "general", **fields):
+    from helpdesk import tickets
+
+    request = tickets.NewTicket(channel="web", customer_email="ada@example.com", subject="It does not work",
+                                description="Since this morning nothing loads.", category=category, **fields)
+    return tickets.open_ticket(request, policy).ticket
+
+
+def events_of(ticket_id: str, type_: str | None = None) -> list:
+    from helpdesk import tickets
+
+    return [e for e in tickets.timeline(ticket_id, public_only=False) if type_ is None or e.type == type_]
+
+
+def dumps(value) -> str:
+    return json.dumps(value, default=str, indent=1)
