@@ -37,16 +37,20 @@ def main() -> int:
     try:
         stack.start()
     except PortUnavailable as error:
-        print(f"{error}. Set HELPDESK_PORT / HELPDESK_CONSOLE_PORT to free ports.", file=sys.stderr)
+        print(f"{error}. Set HELPDESK_PORT / HELPDESK_CONSOLE_PORT / HELPDESK_SMTP_PORT to free ports.",
+              file=sys.stderr)
         return 1
 
     urls = stack.urls
+    smtp = stack.smtp
     print(
         f"Helpdesk local stack ready in {time.perf_counter() - _STARTED:.2f} s\n"
         f"  Support form  {urls.form}\n"
         f"  API           {urls.api}\n"
         f"  OpenAPI       {urls.openapi}\n"
-        f"  Console       {urls.console}  (tickets: {urls.console}tickets, outbox: {urls.console}outbox)\n"
+        f"  Console       {urls.console}  (tickets: {urls.console}tickets, outbox: {urls.console}outbox.html)\n"
+        f"  SMTP intake   {smtp.address}  (mail to {smtp.receiver.support_local}@{smtp.receiver.domain}; "
+        f"rejected: {urls.console}rejected)\n"
         "Press Ctrl-C to stop.",
         flush=True,
     )

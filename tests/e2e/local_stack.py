@@ -45,9 +45,11 @@ def http(method: str, url: str, *, json_body=None, form=None, headers=None, time
 class LocalStackProcess:
     """``python -m infra.local`` with its output in a file (a pipe nobody reads would block it)."""
 
-    def __init__(self, log_path: Path, *, api_port: int | None = None, console_port: int | None = None):
+    def __init__(self, log_path: Path, *, api_port: int | None = None, console_port: int | None = None,
+                 smtp_port: int | None = None):
         self.api_port = api_port or free_port()
         self.console_port = console_port or free_port()
+        self.smtp_port = smtp_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}/"
         self.console_url = f"http://127.0.0.1:{self.console_port}/"
         self.log_path = log_path
@@ -58,6 +60,7 @@ class LocalStackProcess:
         env = os.environ | {
             "HELPDESK_PORT": str(self.api_port),
             "HELPDESK_CONSOLE_PORT": str(self.console_port),
+            "HELPDESK_SMTP_PORT": str(self.smtp_port),
             "PYTHONPATH": os.pathsep.join([str(ROOT / "layers"), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }

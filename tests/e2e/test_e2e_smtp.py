@@ -1,0 +1,103 @@
+"""The email channel end to end: mail sent over SMTP to the local stack (`make dev`) becomes tickets,
+replies join them, machines and strangers to the domain are turned away."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import time
+from email.message import EmailMessage
+
+import pytest
+
+from infra.local.stack import SERVICES
+from tests.e2e.local_stack import http
+
+SUPPORT = "support@helpdesk.local"  # the local stack's default support address
+PUMPS = any("pump" in make.__name__ for make in SERVICES)  # the notification path, once the stack runs it
+
+
+def send(stack, message: EmailMessage, to: list[str] | None = None) -> dict:
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=10) as smtp:
+        return smtp.send_message(message, to_addrs=to)
+
+
+def email(subject: str, body: str, sender: str = "Lena Fischer <lena.fischer@example.de>", **headers) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, SUPPORT, subject
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+def console(stack, page: str):
+    status, _, body = http("GET", stack.console_url + page)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def tickets_of(stack, address: str) -> list[dict]:
+    return [t for t in console(stack, "tickets") if t["customer_email"] == address]
+
+
+def test_an_email_becomes_a_ticket_and_a_reply_joins_it(local_stack):
+    # When a customer writes to the support address over SMTP
+    refused = send(local_stack, email("Damaged delivery, order #10023", "My order arrived damaged.",
+                                      Message_ID="<lena-1@example.de>"))
+
+    # Then the mail is accepted and a ticket is on the console, from the email channel
+    assert refused == {}
+    [ticket] = tickets_of(local_stack, "lena.fischer@example.de")
+    assert (ticket["channel"], ticket["subject"], ticket["status"]) == ("email", "Damaged delivery, order #10023", "new")
+    assert ticket["description"] == "My order arrived damaged." and ticket["customer_name"] == "Lena Fischer"
+    assert ticket["source_message_id"] == "<lena-1@example.de>"
+
+    # When she answers with the reference in the subject
+    send(local_stack, email(f"Re: [{ticket['ticket_id']}] Damaged delivery", "Photos will follow.",
+                            In_Reply_To="<lena-1@example.de>"))
+
+    # Then it joins her ticket (a new version of it), it opens no other
+    [again] = tickets_of(local_stack, "lena.fischer@example.de")
+    assert again["ticket_id"] == ticket["ticket_id"] and again["version"] > ticket["version"]
+
+
+def test_mail_for_another_domain_or_mailbox_is_refused_with_550(local_stack):
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        send(local_stack, email("hello", "relay this"), to=["someone@example.com"])
+    [(code, text)] = refused.value.recipients.values()
+    assert code == 550 and b"5.7.1" in text
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        send(local_stack, email("hello", "for sales"), to=["sales@helpdesk.local"])
+    assert next(iter(refused.value.recipients.values()))[0] == 550
+
+
+def test_an_auto_reply_is_listed_as_rejected_and_opens_no_ticket(local_stack):
+    # When an out-of-office answer arrives
+    send(local_stack, email("Automatic reply: Away", "I am out of the office until Monday.",
+                            sender="Tom Baker <tom.baker@example.org>", Auto_Submitted="auto-replied"))
+
+    # Then the console lists it as rejected, with why, and no ticket was opened
+    [record] = [r for r in console(local_stack, "rejected") if r["sender"] == "tom.baker@example.org"]
+    assert record["reason"] == "automated" and record["detail"] == "Auto-Submitted: auto-replied"
+    assert record["s3_key"].startswith("inbound/") and record["subject"] == "Automatic reply: Away"
+    assert tickets_of(local_stack, "tom.baker@example.org") == []
+
+
+@pytest.mark.skipif(not PUMPS, reason="the local stack does not run the notification pumps yet")
+def test_the_customer_gets_an_acknowledgement(local_stack):
+    send(local_stack, email("Invoice address", "Please change the invoice address.",
+                            sender="Nina Berg <nina.berg@example.se>"))
+    [ticket] = tickets_of(local_stack, "nina.berg@example.se")
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        sent = [m for m in console(local_stack, "outbox")
+                if m["ticket_id"] == ticket["ticket_id"] and m["channel"] == "email"]
+        if sent:
+            break
+        time.sleep(0.2)
+    [ack] = sent
+    assert ack["recipient"] == "nina.berg@example.se" and ack["event_type"] == "created"
+    assert ack["subject"] == f"Re: [{ticket['ticket_id']}] Invoice address"
