@@ -9,7 +9,11 @@ from constructs import Construct
 
 from infra.constructs import PythonFunctions
 from infra.constructs.api import Api
+from infra.constructs.email import Email
+from infra.constructs.escalation import Escalation
+from infra.constructs.notifications import Notifications, parse_team_alert_emails, parse_team_alert_webhook
 from infra.constructs.storage import Storage
+from infra.constructs.sweep import compose as compose_sweep
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,9 @@ class Config:
     allowed_origins: tuple[str, ...]  # allowedOrigins: other sites that may call the API from a browser
     public_base_url: str | None  # publicBaseUrl: where customers open their tickets; unset: the API's own URL
     retain_data: bool  # retainData: keep tickets, their token key and the logs when the stack is deleted
+    # teamAlertEmails: {department | "management" | "*": [address, ...]} (or a list: every alert)
+    team_alert_emails: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    team_alert_webhook: str | None = None  # teamAlertWebhook: an https:// endpoint for every team alert
 
     @classmethod
     def from_context(cls, scope: Construct) -> Config:
@@ -37,6 +44,8 @@ class Config:
             allowed_origins=tuple(origins),
             public_base_url=get("publicBaseUrl") or None,
             retain_data=str(get("retainData")).lower() != "false",  # -c passes strings
+            team_alert_emails=parse_team_alert_emails(get("teamAlertEmails")),
+            team_alert_webhook=parse_team_alert_webhook(get("teamAlertWebhook")),
         )
 
 
@@ -56,3 +65,19 @@ class HelpdeskStack(cdk.Stack):
             public_base_url=config.public_base_url,
             log_removal_policy=logs,
         )
+        self.email = Email(self, "Email", functions=self.functions, storage=self.storage,
+                           support_domain=config.support_domain, retain_data=config.retain_data)
+        self.escalation = Escalation(self, "Escalation", storage=self.storage, log_removal_policy=logs)
+        for function in (self.api.function, self.email.function):  # they open, resume and resolve tickets
+            self.escalation.drive(function)
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            functions=self.functions,
+            storage=self.storage,
+            support_address=self.email.address,
+            public_base_url=config.public_base_url or self.api.rest_api.url,
+            team_alert_emails=config.team_alert_emails,
+            team_alert_webhook=config.team_alert_webhook,
+        )
+        self.sweep = compose_sweep(self, retain_data=config.retain_data)  # SLA sweep, report, dashboard, alarms

@@ -1,7 +1,7 @@
 """The local console: a window onto the local stack's state. Local only, never deployed.
 
 Every page is a function registered with :func:`page`; the index links them all. A later capability
-adds its page the same way (``/rejected`` for refused inbound mail, an HTML outbox...).
+adds its page the same way (``/rejected`` for refused inbound mail, ``/outbox.html`` to read the outbox...).
 """
 
 from __future__ import annotations
@@ -69,6 +69,35 @@ def _outbox(state: ConsoleState):
     return _json(state.outbox.as_json())
 
 
+_CHANNEL_COLOURS = {"email": "#1d4ed8", "sms": "#047857", "team-alert": "#b91c1c"}
+
+
+@page("/outbox.html", "Outbox, to read: newest first, refreshed every few seconds")
+def _outbox_html(state: ConsoleState):
+    messages = list(reversed(state.outbox.messages()))
+    counts = {}
+    for m in messages:
+        counts[m.channel] = counts.get(m.channel, 0) + 1
+    summary = ", ".join(f"{n} {escape(c)}" for c, n in sorted(counts.items())) or "nothing sent yet"
+    items = "".join(
+        f'<article><header><span class="channel" style="background:{_CHANNEL_COLOURS.get(m.channel, "#444")}">'
+        f"{escape(m.channel)}</span> <time>{escape(m.time)}</time> to <b>{escape(m.recipient)}</b>"
+        f"{f' &middot; {escape(m.ticket_id)}' if m.ticket_id else ''}"
+        f"{f' &middot; <i>{escape(m.event_type)}</i>' if m.event_type else ''}</header>"
+        f"{f'<h2>{escape(m.subject)}</h2>' if m.subject else ''}<pre>{escape(m.body)}</pre></article>"
+        for m in messages)
+    return "text/html; charset=utf-8", (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Outbox - Helpdesk local console</title>'
+        "<style>body{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}"
+        "article{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;margin:.8rem 0}"
+        "h2{font-size:1rem;margin:.4rem 0}pre{white-space:pre-wrap;margin:.3rem 0;font:13px/1.4 ui-monospace,monospace}"
+        ".channel{color:#fff;border-radius:4px;padding:0 .4rem;font-size:.8rem}time{color:#555}</style>"
+        # Reload while the reader is at the top and not selecting: new messages appear without a click.
+        "<script>setInterval(()=>{if(scrollY===0&&!String(getSelection()))location.reload()},3000)</script>"
+        f'</head><body><h1>Outbox</h1><p>{summary}. JSON for tools: <a href="/outbox">/outbox</a>.</p>'
+        f"{items}</body></html>")
+
+
 def index_html() -> str:
     links = "".join(f'<li><a href="{escape(p.path)}">{escape(p.title)}</a> <code>{escape(p.path)}</code></li>'
                     for p in PAGES.values())
@@ -111,3 +140,6 @@ class ConsoleRequestHandler(BaseHTTPRequestHandler):
 
 def console(port: int, state: ConsoleState) -> HttpService:
     return HttpService("console", ConsoleRequestHandler, port, state=state)
+
+
+from infra.local import report_page  # noqa: E402,F401  (registers /report and /report.json)

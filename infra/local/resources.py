@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import os
 from collections.abc import Callable, Iterable
+from email.utils import parseaddr
 
 import boto3
 
@@ -52,12 +54,15 @@ def ticket_table() -> dict[Env, str]:
         raise RuntimeError(
             f"helpdesk.models was imported with table {models.Ticket.Meta.table_name!r} but "
             f"{Env.TICKETS_TABLE}={name!r}: set the variable before importing the models")
-    boto3.client("dynamodb").create_table(
+    client = boto3.client("dynamodb")
+    client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         **models.table_schema(),
     )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": models.TTL_ATTRIBUTE})
     return {Env.TICKETS_TABLE: name}
 
 
@@ -87,12 +92,138 @@ def token_secret() -> dict[Env, str]:
     return {Env.TOKEN_SECRET_ARN: arn}
 
 
+def mail_bucket() -> dict[Env, str]:
+    """The mail bucket: raw inbound messages under ``intake.RAW_PREFIX`` (expiring as in the cloud),
+    attachments under ``intake.ATTACHMENT_PREFIX``. The local SMTP intake writes here as SES does."""
+    from helpdesk import intake
+
+    name = settings.get(Env.MAIL_BUCKET)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    client.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
+        "ID": "expire-raw-mail", "Status": "Enabled", "Filter": {"Prefix": intake.RAW_PREFIX},
+        "Expiration": {"Days": intake.RAW_MAIL_DAYS}}]})
+    return {Env.MAIL_BUCKET: name}
+
+
+# -- escalation and notifications (infra/constructs/escalation.py, notifications.py) -----------------
+
+STATE_MACHINE_NAME = "helpdesk-escalation-chains"  # CloudFormation names it in the cloud; only the ARN travels
+STATE_MACHINE_ROLE = "arn:aws:iam::123456789012:role/helpdesk-escalation"  # moto checks nothing about it
+DELIVERY_QUEUE = "helpdesk-delivery"  # stands in for the delivery function's subscription
+TEAM_QUEUE_PREFIX = "helpdesk-team-alerts-"  # + a department or "management": stand-ins for team mailboxes
+
+
+def time_scale() -> float:
+    return float(settings.get(Env.TIME_SCALE) or 1)
+
+
+def escalation_state_machine() -> dict[Env, str]:
+    """The escalation state machine from the one ASL file, rendered as CDK's substitutions render it.
+
+    Its paused recheck is compressed like the policy (``HELPDESK_TIME_SCALE``): an hour at scale 1, a
+    second at 3600. moto executes it for real: ``tickets.start_escalation`` starts chains here.
+    """
+    from helpdesk import statemachine
+
+    recheck = max(1, round(statemachine.DEFAULT_PAUSED_RECHECK_SECONDS / time_scale()))
+    definition = statemachine.render_definition(
+        statemachine.substitutions(settings.get(Env.TICKETS_TABLE), paused_recheck_seconds=recheck))
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name=STATE_MACHINE_NAME, definition=definition, roleArn=STATE_MACHINE_ROLE, type="STANDARD",
+        tracingConfiguration={"enabled": True},
+    )["stateMachineArn"]
+    return {Env.ESCALATION_STATE_MACHINE_ARN: arn}
+
+
+def notification_topics() -> dict[Env, str]:
+    """``customer-updates`` and ``team-alerts`` (``helpdesk.notify.CUSTOMER`` / ``TEAM``)."""
+    from helpdesk import notify
+
+    client = boto3.client("sns")
+    return {
+        Env.CUSTOMER_UPDATES_TOPIC_ARN: client.create_topic(Name=notify.CUSTOMER)["TopicArn"],
+        Env.TEAM_ALERTS_TOPIC_ARN: client.create_topic(Name=notify.TEAM)["TopicArn"],
+    }
+
+
+def team_alert_subscribers() -> dict[str, dict]:
+    """Who gets team alerts locally: every department of the routing rules with ``notify.team_filter``,
+    and management with ``notify.MANAGEMENT_FILTER`` (what ``-c teamAlertEmails`` configures in the cloud)."""
+    from helpdesk import notify
+    from helpdesk.config import load_policy
+    from helpdesk.escalation import MANAGEMENT
+
+    policy = load_policy.__wrapped__()  # uncached: no policy is remembered before the process settles its own
+    departments = sorted({rule.set.department for rule in policy.routing})
+    return {**{d: notify.team_filter(d) for d in departments}, MANAGEMENT: notify.MANAGEMENT_FILTER}
+
+
+def team_queue_name(subscriber: str) -> str:
+    return TEAM_QUEUE_PREFIX + "".join(c if c.isalnum() or c in "-_" else "-" for c in subscriber)
+
+
+def subscribe_queue(topic_arn: str, queue_name: str, filter_policy: dict | None = None, *, sqs=None, sns=None) -> str:
+    """An SQS queue subscribed to the topic with ``filter_policy`` (message attributes); its URL.
+
+    Not raw delivery: the queue gets SNS's JSON envelope (subject, attributes, message id), from which
+    the local pumps rebuild the event SNS gives a Lambda function or the email a subscriber receives.
+    """
+    sqs, sns = sqs or boto3.client("sqs"), sns or boto3.client("sns")
+    url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
+    account = url.rstrip("/").split("/")[-2]  # https://sqs.<region>.amazonaws.com/<account>/<name>
+    arn = f"arn:aws:sqs:{sqs.meta.region_name}:{account}:{queue_name}"
+    attributes = {"FilterPolicy": json.dumps(filter_policy), "FilterPolicyScope": "MessageAttributes"} \
+        if filter_policy else {}
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+    return url
+
+
+def notification_subscriptions() -> dict[Env, str]:
+    """The topics' subscribers, with the very filter policies of ``helpdesk.notify`` CDK subscribes with:
+    the delivery's queue on ``customer-updates``, one queue per team-alert subscriber on ``team-alerts``."""
+    from helpdesk import notify
+
+    clients = {"sqs": boto3.client("sqs"), "sns": boto3.client("sns")}
+    subscribe_queue(settings.get(Env.CUSTOMER_UPDATES_TOPIC_ARN), DELIVERY_QUEUE, notify.CUSTOMER_DELIVERY_FILTER,
+                    **clients)
+    for subscriber, policy in team_alert_subscribers().items():
+        subscribe_queue(settings.get(Env.TEAM_ALERTS_TOPIC_ARN), team_queue_name(subscriber), policy, **clients)
+    return {}
+
+
+def support_identity() -> dict[Env, str]:
+    """The SES identity the delivery function sends from: the support address's domain."""
+    address = settings.get(Env.SUPPORT_ADDRESS)
+    domain = parseaddr(address)[1].rpartition("@")[2].lower()
+    client = boto3.client("sesv2")
+    if domain not in {i["IdentityName"] for i in client.list_email_identities()["EmailIdentities"]}:
+        client.create_email_identity(EmailIdentity=domain)
+    return {Env.SUPPORT_ADDRESS: address}
+
+
+# The notification path: topics, their stand-in subscribers, the SES identity the delivery sends from.
+NOTIFICATIONS: tuple[Builder, ...] = (notification_topics, notification_subscriptions, support_identity)
+
 # In creation order. Later capabilities append theirs (state machine, topics + queues, bucket...).
 BUILDERS: tuple[Builder, ...] = (
     ticket_table,
     idempotency_table,
     token_secret,
+    mail_bucket,
+    escalation_state_machine,
+    *NOTIFICATIONS,
 )
+
+
+# Everything but the escalation state machine: opening a ticket starts no chain. Chains run on the wall
+# clock while tests freeze theirs; tests that run chains on purpose add their own machine (tests/statemachine).
+WITHOUT_CHAINS: tuple[Builder, ...] = tuple(b for b in BUILDERS if b is not escalation_state_machine)
+
+# What the tests' moto accounts hold by default (``infra.local.aws.local_aws``): no chains, and no
+# notification path either (0.3 s per account, which only the notification tests need: they add
+# ``NOTIFICATIONS``, see tests/integration/conftest.py).
+TEST_BUILDERS: tuple[Builder, ...] = tuple(b for b in WITHOUT_CHAINS if b not in NOTIFICATIONS)
 
 
 def create_resources(builders: Iterable[Builder] = BUILDERS) -> dict[Env, str]:

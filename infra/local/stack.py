@@ -17,14 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from helpdesk.settings import Env
-from infra.local import config
+from infra.local import config, pumps
 from infra.local.api_gateway import api_front
 from infra.local.aws import mocked_aws
 from infra.local.config import LocalEnv
 from infra.local.console import ConsoleState, console
 from infra.local.outbox import Outbox
 from infra.local.resources import create_resources
+from infra.local.schedule import sweep_ticker
 from infra.local.services import HttpService, Service, Services
+from infra.local.smtp import SmtpService, smtp_intake
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class LocalStack:
         self.services = Services()
         self.api: HttpService | None = None
         self.console: HttpService | None = None
+        self.smtp: SmtpService | None = None
         self._mock = None
 
     def start(self) -> None:
@@ -88,6 +91,14 @@ def _console(stack: LocalStack) -> Service:
     return stack.console
 
 
+def _smtp(stack: LocalStack) -> Service:
+    """SES email receiving: mail to the support address becomes the intake function's SES event."""
+    from functions.email_intake import handler  # reads its table and bucket names when imported
+
+    stack.smtp = smtp_intake(config.port(LocalEnv.SMTP_PORT), handler.handler)
+    return stack.smtp
+
+
 def _api(stack: LocalStack) -> Service:
     """Last: the public door opens when everything behind it runs."""
     # Imported only now: the handler reads its table names from the environment when imported.
@@ -103,5 +114,8 @@ def _api(stack: LocalStack) -> Service:
 
 SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
     _console,
+    _smtp,
+    *pumps.SERVICES,  # the Step Functions clock, the outbox recorder, the stream/delivery/team-alert pumps
+    sweep_ticker,  # the SLA sweep, as its EventBridge schedule would invoke it
     _api,
 )

@@ -1,0 +1,298 @@
+"""The SLA report: per day, priority, department and tier (pure aggregation), and where its data comes from.
+
+For each group of tickets *opened* that day: how many, the share that met the first-response and the
+resolution target (tickets still inside their target are not counted yet), breaches (a target
+missed, or the climb to management), escalations (automatic vs by hand: ``escalated`` events'
+``data.auto``), transfers per ticket, the median and 90th percentile time to first response and to
+resolution (wall-clock, creation to the event), and CSAT (the mean 1-5 score of ``survey`` events or a
+ticket's ``csat_score``, when there are any; else n/a).
+
+The tier is the one the ticket was routed to (before any escalation); the department is the current
+one. Data: :func:`load` reads the tickets opened in the range and their escalation, transfer and survey
+events with one paginated, filtered Scan (the first version: a sparse ``created_day`` key with a Query per
+day would read only the range).
+
+``python -m helpdesk.report --from 2026-11-01 --to 2026-11-30`` prints the table (``--json`` the rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta, UTC
+
+from helpdesk import clock
+
+GROUP_BY = ("day", "priority", "department", "tier")
+EVENT_TYPES = ("escalated", "transferred", "survey")
+
+
+def _get(obj, name: str, default=None):
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _data(event) -> dict:
+    data = _get(event, "data")
+    if data is None:
+        return {}
+    return data.as_dict() if hasattr(data, "as_dict") else dict(data)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One ticket, reduced to what the report counts."""
+
+    ticket_id: str
+    day: str
+    priority: str
+    department: str
+    tier: str  # as routed
+    first_response: bool | None  # met, missed, None: not due yet
+    resolution: bool | None
+    breached: bool
+    escalations_auto: int
+    escalations_manual: int
+    transfers: int
+    time_to_first_response: float | None  # seconds
+    time_to_resolution: float | None
+    csat: float | None
+
+
+def _met(done: datetime | None, due: datetime | None, now: datetime) -> bool | None:
+    if due is None:
+        return None
+    if done is not None:
+        return done <= due
+    return False if now > due else None
+
+
+def facts(ticket, events: Iterable = (), *, now: datetime | None = None) -> Facts:
+    """``ticket`` (a Ticket or anything with its attributes) and its events (``escalated``,
+    ``transferred``, ``survey``; others are ignored)."""
+    now = now or clock.now()
+    created = _get(ticket, "created_at")
+    responded, resolved = _get(ticket, "first_responded_at"), _get(ticket, "resolved_at")
+    escalated = sorted((e for e in events if _get(e, "type") == "escalated"), key=lambda e: _get(e, "at"))
+    auto = sum(1 for e in escalated if _data(e).get("auto") is True)
+    scores = [float(_data(e)["score"]) for e in events
+              if _get(e, "type") == "survey" and isinstance(_data(e).get("score"), int | float)]
+    if not scores and isinstance(_get(ticket, "csat_score"), int | float):
+        scores = [float(_get(ticket, "csat_score"))]
+    first_response = _met(responded, _get(ticket, "first_response_due_at"), now)
+    resolution = _met(resolved, _get(ticket, "resolution_due_at"), now)
+    return Facts(
+        ticket_id=_get(ticket, "ticket_id"),
+        day=created.astimezone(UTC).date().isoformat(),
+        priority=_get(ticket, "priority"),
+        department=_get(ticket, "department"),
+        tier=(_data(escalated[0]).get("from_tier") if escalated else None) or _get(ticket, "tier"),
+        first_response=first_response,
+        resolution=resolution,
+        breached=bool(_get(ticket, "breached")) or first_response is False or resolution is False,
+        escalations_auto=auto,
+        escalations_manual=len(escalated) - auto,
+        transfers=int(_get(ticket, "transfer_count") or 0),
+        time_to_first_response=(responded - created).total_seconds() if responded else None,
+        time_to_resolution=(resolved - created).total_seconds() if resolved else None,
+        csat=sum(scores) / len(scores) if scores else None,
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); ``None`` without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Row:
+    day: str
+    priority: str
+    department: str
+    tier: str
+    opened: int
+    first_response_met: float | None  # percent of the tickets whose target is decided
+    resolution_met: float | None
+    breaches: int
+    escalations_auto: int
+    escalations_manual: int
+    transfers_per_ticket: float
+    first_response_p50: float | None  # seconds
+    first_response_p90: float | None
+    resolution_p50: float | None
+    resolution_p90: float | None
+    csat: float | None
+    csat_responses: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _percent(flags: list[bool | None]) -> float | None:
+    decided = [f for f in flags if f is not None]
+    return round(100 * sum(decided) / len(decided), 1) if decided else None
+
+
+def summarize(group: Sequence[Facts], **key: str) -> Row:
+    ttfr = [f.time_to_first_response for f in group if f.time_to_first_response is not None]
+    ttr = [f.time_to_resolution for f in group if f.time_to_resolution is not None]
+    scores = [f.csat for f in group if f.csat is not None]
+    return Row(
+        **{name: key.get(name, "*") for name in GROUP_BY},
+        opened=len(group),
+        first_response_met=_percent([f.first_response for f in group]),
+        resolution_met=_percent([f.resolution for f in group]),
+        breaches=sum(f.breached for f in group),
+        escalations_auto=sum(f.escalations_auto for f in group),
+        escalations_manual=sum(f.escalations_manual for f in group),
+        transfers_per_ticket=round(sum(f.transfers for f in group) / len(group), 2) if group else 0.0,
+        first_response_p50=percentile(ttfr, 0.5), first_response_p90=percentile(ttfr, 0.9),
+        resolution_p50=percentile(ttr, 0.5), resolution_p90=percentile(ttr, 0.9),
+        csat=round(sum(scores) / len(scores), 2) if scores else None, csat_responses=len(scores),
+    )
+
+
+def aggregate(all_facts: Iterable[Facts], by: Sequence[str] = GROUP_BY, *, total: bool = True) -> list[Row]:
+    """One row per group (sorted), then the total over everything (``*`` in every key)."""
+    all_facts = list(all_facts)
+    groups: dict[tuple, list[Facts]] = defaultdict(list)
+    for f in all_facts:
+        groups[tuple(getattr(f, name) for name in by)].append(f)
+    rows = [summarize(group, **dict(zip(by, key, strict=True))) for key, group in sorted(groups.items())]
+    if total and all_facts:
+        rows.append(summarize(all_facts))
+    return rows
+
+
+def build(tickets: Iterable, events_by_ticket: dict[str, list], *, start: date, end: date,
+          now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
+    """The report's rows for tickets opened from ``start`` to ``end`` (both included, UTC days)."""
+    first, last = start.isoformat(), end.isoformat()
+    chosen = [facts(t, events_by_ticket.get(_get(t, "ticket_id"), ()), now=now) for t in tickets]
+    return aggregate([f for f in chosen if first <= f.day <= last], by)
+
+
+# -- the data ----------------------------------------------------------------------------------------
+
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
+
+
+def load(start: date, end: date) -> tuple[list, dict[str, list]]:
+    """The tickets opened from ``start`` to ``end`` and their report events: one paginated, filtered Scan."""
+    import boto3
+
+    from helpdesk import settings
+    from helpdesk.models import EVENT_SK_PREFIX, TICKET_SK, Ticket, TicketEvent
+
+    since, until = day_bounds(start, end)
+    request = {
+        "TableName": settings.get(settings.Env.TICKETS_TABLE),
+        "FilterExpression": "(sk = :ticket AND created_at BETWEEN :since AND :last) OR "
+                            "(begins_with(sk, :event) AND #type IN (:t0, :t1, :t2) AND #at >= :since)",
+        "ExpressionAttributeNames": {"#type": "type", "#at": "at"},
+        "ExpressionAttributeValues": {
+            ":ticket": {"S": TICKET_SK}, ":event": {"S": EVENT_SK_PREFIX},
+            ":since": {"S": clock.to_iso(since)}, ":last": {"S": clock.to_iso(until - timedelta(seconds=1))},
+            **{f":t{i}": {"S": t} for i, t in enumerate(EVENT_TYPES)},
+        },
+    }
+    client = boto3.client("dynamodb")
+    found, events = [], defaultdict(list)
+    while True:
+        page = client.scan(**request)
+        for item in page["Items"]:
+            if item["sk"]["S"] == TICKET_SK:
+                found.append(Ticket.from_raw_data(item))
+            else:
+                event = TicketEvent.from_raw_data(item)
+                events[event.ticket_id].append(event)
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    ids = {t.ticket_id for t in found}
+    return found, {k: v for k, v in events.items() if k in ids}
+
+
+def facts_for(start: date, end: date, *, now: datetime | None = None) -> list[Facts]:
+    found, events = load(start, end)
+    first, last = start.isoformat(), end.isoformat()
+    chosen = [facts(t, events.get(t.ticket_id, ()), now=now) for t in found]
+    return [f for f in chosen if first <= f.day <= last]
+
+
+def report(start: date, end: date, *, now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
+    return aggregate(facts_for(start, end, now=now), by)
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
+
+
+COLUMNS = ("day", "priority", "department", "tier", "opened", "FR met", "res met", "breaches",
+           "esc auto", "esc manual", "transfers/t", "FR p50", "FR p90", "res p50", "res p90", "CSAT")
+
+
+def cells(row: Row) -> list[str]:
+    return [row.day, row.priority, row.department, row.tier, str(row.opened), _pct(row.first_response_met),
+            _pct(row.resolution_met), str(row.breaches), str(row.escalations_auto), str(row.escalations_manual),
+            f"{row.transfers_per_ticket:.2f}", duration(row.first_response_p50), duration(row.first_response_p90),
+            duration(row.resolution_p50), duration(row.resolution_p90),
+            "n/a" if row.csat is None else f"{row.csat:.1f} ({row.csat_responses})"]
+
+
+def table(rows: Sequence[Row]) -> str:
+    body = [list(COLUMNS)] + [cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in body) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if not rows:
+        lines.append("(no tickets opened in this range)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpdesk.report", description="The SLA report, as a table.")
+    today = clock.now().date()
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, default=today - timedelta(days=6),
+                        help="first day (UTC), default: 6 days ago")
+    parser.add_argument("--to", dest="end", type=date.fromisoformat, default=today, help="last day, default: today")
+    parser.add_argument("--by", default=",".join(GROUP_BY),
+                        help=f"group by these columns (comma-separated subset of {','.join(GROUP_BY)})")
+    parser.add_argument("--json", action="store_true", help="the rows as JSON")
+    args = parser.parse_args(argv)
+    by = [b for b in args.by.split(",") if b]
+    if not set(by) <= set(GROUP_BY):
+        parser.error(f"--by: choose from {', '.join(GROUP_BY)}")
+    if args.end < args.start:
+        parser.error("--to is before --from")
+    rows = report(args.start, args.end, by=by)
+    print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

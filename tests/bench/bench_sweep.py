@@ -1,0 +1,89 @@
+"""What one SLA sweep reads, against table size: the same 50 due tickets among 1,000 and among 100,000.
+
+The 50 are opened through the use cases (so they sit in the sparse due index) and are at risk; a first
+sweep writes their 50 warnings, then the table is filled, then the measured sweep runs; the others are minimal ticket items written with batch writes, without ``due_shard``, so
+they are not in the index. Items read (``ScannedCount``) and read units (``ReturnConsumedCapacity`` on
+the eight shard queries, as moto computes them) should not depend on the table's size. Wall time is
+moto's, printed for orientation only. ``BENCH_SWEEP_SIZES=1000,20000`` measures other sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import EVENTS  # noqa: F401  (sets the moto environment: TZ=UTC, fake credentials)
+
+DUE = 50
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_SWEEP_SIZES", "1000,100000").split(","))
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _fill(table: str, count: int) -> None:
+    import boto3
+
+    client = boto3.client("dynamodb")
+    batch = []
+    for n in range(count):
+        batch.append({"PutRequest": {"Item": {"pk": {"S": f"TICKET#HD-B{n:07d}"}, "sk": {"S": "TICKET"},
+                                              "ticket_id": {"S": f"HD-B{n:07d}"}, "status": {"S": "closed"}}}})
+        if len(batch) == 25:
+            client.batch_write_item(RequestItems={table: batch})
+            batch = []
+    if batch:
+        client.batch_write_item(RequestItems={table: batch})
+
+
+def measure(size: int) -> dict[str, float]:
+    from helpdesk import clock, sweep, tickets
+    from helpdesk.settings import Env
+    from infra.local.aws import local_aws
+    from tests.integration.test_sweep import POLICY
+
+    with local_aws() as resources:
+        started = time.perf_counter()
+        with clock.frozen(T0):
+            for n in range(DUE):
+                tickets.open_ticket(tickets.NewTicket(channel="web", customer_email=f"c{n}@example.com",
+                                                      subject="Help", description="It broke."), POLICY)
+        with clock.frozen(T0 + timedelta(hours=3, minutes=30)):
+            # The run that writes the 50 warnings goes first, on the small table: moto copies the whole
+            # table for each transaction, which would measure moto, not the sweep.
+            began = time.perf_counter()
+            first = sweep.Sweep(policy=POLICY).run()
+            first_s = time.perf_counter() - began
+            _fill(resources[Env.TICKETS_TABLE], size - DUE)
+            filled = time.perf_counter() - started
+            began = time.perf_counter()
+            steady = sweep.Sweep(policy=POLICY).run()
+            steady_s = time.perf_counter() - began
+    return {"items_read": steady.items_read, "read_units": steady.read_units, "queries": steady.queries,
+            "warnings": first.at_risk_warnings, "first_s": first_s, "steady_s": steady_s, "fill_s": filled}
+
+
+def run() -> list[tuple[str, float | int, str]]:
+    out: list[tuple[str, float | int, str]] = []
+    results = {}
+    for size in SIZES:
+        m = results[size] = measure(size)
+        out += [
+            (f"sweep_{size}_items_read", m["items_read"], "items"),
+            (f"sweep_{size}_read_units", round(m["read_units"], 2), "RCU"),
+            (f"sweep_{size}_queries", m["queries"], "queries"),
+            (f"sweep_{size}_at_risk_warnings_first_run", m["warnings"], "events"),
+            (f"sweep_{size}_warning_run_seconds", round(m["first_s"], 3), "s (moto, 50 tickets only)"),
+            (f"sweep_{size}_steady_run_seconds", round(m["steady_s"], 3), "s (moto)"),
+            (f"sweep_{size}_table_fill_seconds", round(m["fill_s"], 1), "s (moto)"),
+        ]
+    small, large = results[min(SIZES)], results[max(SIZES)]
+    for key, unit in (("items_read", "%"), ("read_units", "%")):
+        base = small[key] or 1
+        out.append((f"sweep_{key}_growth_{min(SIZES)}_to_{max(SIZES)}",
+                    round(100 * (large[key] - small[key]) / base, 2), unit))
+    return out
+
+
+if __name__ == "__main__":
+    for name, value, unit in run():
+        print(f"{name}: {value} {unit}")
