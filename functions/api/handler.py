@@ -24,7 +24,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
 from functions.api import pages
-from functions.api.schemas import ErrorBody, NewMessageRequest, NewTicketRequest, TicketCreated, TicketView
+from functions.api.schemas import (
+    ErrorBody,
+    NewMessageRequest,
+    NewTicketRequest,
+    SurveyRequest,
+    TicketCreated,
+    TicketView,
+)
 from helpdesk import settings, tickets
 from helpdesk.errors import Conflict, DomainError, InvalidRequest, NotFound
 
@@ -175,6 +182,25 @@ def add_message(ticket_id: Annotated[str, Path(max_length=32)], message: Annotat
         location = _base_url() + pages.ticket_link(ticket_id, token)
         return Response(303, content_types.TEXT_HTML, "", headers={"Location": location})
     return Response(201, content_types.APPLICATION_JSON, {"type": event.type, "at": event.at.isoformat()})
+
+
+@app.get("/tickets/<ticket_id>/survey", include_in_schema=False)
+def survey_form(ticket_id: Annotated[str, Path(max_length=32)], token: Annotated[str | None, Query(max_length=128)] = None):
+    ticket = tickets.load_for_customer(ticket_id, token)
+    return _html(200, pages.survey_page(tickets.customer_view(ticket, []), token, _base_url()))
+
+
+@app.post("/tickets/<ticket_id>/survey", responses={201: {"description": "Rated"}})
+def rate(ticket_id: Annotated[str, Path(max_length=32)], rating: Annotated[SurveyRequest, Body()],
+         token: Annotated[str | None, Query(max_length=128)] = None,
+         access_token: Annotated[str | None, Header(alias="X-Access-Token", max_length=128)] = None):
+    token = token or access_token
+    tickets.rate(ticket_id, token, rating.score, rating.comment or "")
+    metrics.add_metric(name="SurveyAnswered", unit=MetricUnit.Count, value=1)
+    if _wants_html():
+        view = tickets.customer_view(tickets.load(ticket_id), [])
+        return _html(201, pages.survey_page(view, token, _base_url(), thanks=True))
+    return Response(201, content_types.APPLICATION_JSON, {"score": rating.score})
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -110,3 +110,21 @@ def error_page(status: int, message: str, details: list) -> str:
     return _page("Something is not right", f"""
 <h1>{'We could not find that request' if status == 404 else 'Please check your request'}</h1>
 <p class="error">{escape(message)}</p><ul>{items}</ul><p><a href="javascript:history.back()">Go back</a></p>""")
+
+
+def survey_page(view: dict, token: str, base: str, *, thanks: bool = False) -> str:
+    """The satisfaction survey: a form (a GET never records anything, so link scanners cannot vote)."""
+    if thanks:
+        return _page("Thank you", f"""
+<h1>Thank you for your rating</h1>
+<p><a href="{escape(base + ticket_link(view['id'], token))}">Back to your request {escape(view['id'])}</a></p>""")
+    action = base + ticket_link(view["id"], token).replace("?", "/survey?", 1)
+    options = "".join(f'<label><input type="radio" name="score" value="{n}" required> {n} {label}</label>'
+                      for n, label in ((5, "excellent"), (4, "good"), (3, "fair"), (2, "poor"), (1, "very poor")))
+    return _page(f"How did we do on {view['id']}?", f"""
+<h1>How did we do on <span class="ref">{escape(view['id'])}</span>?</h1>
+<p>{escape(view['subject'])}</p>
+<form method="post" action="{escape(action)}" id="survey-form">{options}
+  <label for="comment">Anything you want to tell us? (optional)</label><textarea id="comment" name="comment"></textarea>
+  <button type="submit">Send rating</button>
+</form>""")

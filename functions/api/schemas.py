@@ -56,6 +56,11 @@ class NewMessageRequest(_Request):
     body: Annotated[Text, Field(max_length=MESSAGE_MAX)]
 
 
+class SurveyRequest(_Request):
+    score: Annotated[int, Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")]
+    comment: Annotated[Text, Field(max_length=MESSAGE_MAX)] | None = None
+
+
 class Links(BaseModel):
     self: str
 

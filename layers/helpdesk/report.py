@@ -81,10 +81,13 @@ def facts(ticket, events: Iterable = (), *, now: datetime | None = None) -> Fact
     responded, resolved = _get(ticket, "first_responded_at"), _get(ticket, "resolved_at")
     escalated = sorted((e for e in events if _get(e, "type") == "escalated"), key=lambda e: _get(e, "at"))
     auto = sum(1 for e in escalated if _data(e).get("auto") is True)
-    scores = [float(_data(e)["score"]) for e in events
-              if _get(e, "type") == "survey" and isinstance(_data(e).get("score"), int | float)]
-    if not scores and isinstance(_get(ticket, "csat_score"), int | float):
-        scores = [float(_get(ticket, "csat_score"))]
+    surveys = sorted((e for e in events
+                      if _get(e, "type") == "survey" and isinstance(_data(e).get("score"), int | float)),
+                     key=lambda e: _get(e, "at"))  # a customer may rate again: the latest counts
+    if surveys:
+        csat = float(_data(surveys[-1])["score"])
+    else:
+        csat = float(_get(ticket, "csat_score")) if isinstance(_get(ticket, "csat_score"), int | float) else None
     first_response = _met(responded, _get(ticket, "first_response_due_at"), now)
     resolution = _met(resolved, _get(ticket, "resolution_due_at"), now)
     return Facts(
@@ -101,7 +104,7 @@ def facts(ticket, events: Iterable = (), *, now: datetime | None = None) -> Fact
         transfers=int(_get(ticket, "transfer_count") or 0),
         time_to_first_response=(responded - created).total_seconds() if responded else None,
         time_to_resolution=(resolved - created).total_seconds() if resolved else None,
-        csat=sum(scores) / len(scores) if scores else None,
+        csat=csat,
     )
 
 

@@ -272,6 +272,20 @@ def add_customer_message(ticket_id: str, token: str | None, body: str,
     return event
 
 
+def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> TicketEvent:
+    """The customer's satisfaction rating (1-5) once the ticket is resolved; a new rating replaces
+    the old one in the report (the latest ``survey`` event counts)."""
+    load_for_customer(ticket_id, token)
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status not in CLOSED:
+            raise Conflict("a request can be rated once it is resolved")
+        return _event(ticket, "survey", "customer", body=comment or None, public=False, score=score)
+
+    _, event = change(ticket_id, apply)
+    return event
+
+
 def _resume(ticket: Ticket, policy: Policy) -> None:
     """Restart a paused clock: every due time moves by the business time spent waiting."""
     now = clock.now()

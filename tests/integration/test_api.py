@@ -222,3 +222,33 @@ def test_an_allowed_origin_may_call_the_api_from_a_browser(monkeypatch, aws, lam
 
     assert headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert "Access-Control-Allow-Origin" not in stranger
+
+
+def test_a_resolved_ticket_can_be_rated_once_through_the_survey_form(api, lambda_context):
+    from helpdesk import report, tickets
+
+    created = open_ticket(api, lambda_context)
+    early = call(api, lambda_context, "post_message", ticket_id=created["id"], token=created["access_token"],
+                 body={"score": 5})
+    tickets.resolve(created["id"], "agent:kim", "Refunded the second charge.")
+    form = sample_event("api/get_ticket.json")
+    form.update(path=f"/tickets/{created['id']}/survey", pathParameters={"ticket_id": created["id"]},
+                queryStringParameters={"token": created["access_token"]},
+                multiValueQueryStringParameters={"token": [created["access_token"]]})
+    page = api.handler(form, lambda_context)
+
+    def rate(score, token=created["access_token"]):
+        event = form | {"httpMethod": "POST", "body": urlencode({"score": score, "comment": "Quick & kind"}),
+                        "queryStringParameters": {"token": token}, "multiValueQueryStringParameters": {"token": [token]}}
+        event["headers"] = {**form["headers"], "Content-Type": "application/x-www-form-urlencoded"}
+        event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+        return api.handler(event, lambda_context)
+
+    assert early[0] == 422  # a message body is not a rating (and the ticket is not resolved yet)
+    assert page["statusCode"] == 200 and 'id="survey-form"' in page["body"]
+    assert rate(4, token="guess")["statusCode"] == 404
+    assert rate(9)["statusCode"] == 422
+    assert rate(2)["statusCode"] == 201 and rate(4)["statusCode"] == 201
+    ticket = tickets.load(created["id"])
+    facts = report.facts(ticket, tickets.timeline(created["id"], public_only=False))
+    assert facts.csat == 4.0  # the customer's latest rating counts

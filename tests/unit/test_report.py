@@ -72,11 +72,11 @@ def test_csat_from_survey_events_or_the_ticket_else_not_available():
     rated = report.facts(ticket(1), [event(1, "survey", score=4), event(1, "survey", score=5)], now=NOW)
     on_ticket = report.facts(ticket(2, csat_score=2), now=NOW)
     unrated = report.facts(ticket(3), now=NOW)
-    assert (rated.csat, on_ticket.csat, unrated.csat) == (4.5, 2.0, None)
+    assert (rated.csat, on_ticket.csat, unrated.csat) == (5.0, 2.0, None)  # a customer who rates again: the latest counts
     (row,) = report.aggregate([unrated], ("day",), total=False)
     assert row.csat is None and report.cells(row)[-1] == "n/a"
     (row,) = report.aggregate([rated, unrated], ("day",), total=False)
-    assert (row.csat, row.csat_responses) == (4.5, 1)
+    assert (row.csat, row.csat_responses) == (5.0, 1)
 
 
 def test_rows_per_day_priority_department_and_tier_in_range():
