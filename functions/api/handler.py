@@ -4,7 +4,8 @@ Customers are anonymous: each ticket is reached with its unguessable access toke
 token answers exactly as a missing ticket does (404).
 """
 
-
+import functools
+from collections.abc import Callable
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
@@ -52,7 +53,6 @@ def _cors() -> CORSConfig | None:
 
 app = APIGatewayRestResolver(enable_validation=True, cors=_cors())
 idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
-persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
 _STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400}
 
 
@@ -138,10 +138,19 @@ def _open(request: NewTicketRequest) -> dict:
         "access_token": opened.access_token}
 
 
-@idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=idempotency)
-def _open_once(data: dict) -> dict:
-    """Open a ticket once per Idempotency-Key: a retried request gets the first answer again."""
-    return _open(NewTicketRequest.model_validate(data["request"]))
+@functools.cache
+def _open_once() -> Callable[..., dict]:
+    """Open a ticket once per Idempotency-Key: a retried request gets the first answer again.
+
+    Built on the first keyed request, not at import: its DynamoDB client costs ~50 ms of cold
+    start, which the plain HTML form (no key) never needs.
+    """
+    persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
+
+    @idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=idempotency)
+    def open_from(data: dict) -> dict:
+        return _open(NewTicketRequest.model_validate(data["request"]))
+    return open_from
 
 
 @app.post("/tickets", responses={201: {"description": "Created", "content": {"application/json": {"model": TicketCreated}}},
@@ -149,7 +158,7 @@ def _open_once(data: dict) -> dict:
 def open_ticket(request: Annotated[NewTicketRequest, Body()],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
     if idempotency_key:
-        created = _open_once(data={"key": idempotency_key, "request": request.model_dump(mode="json")})
+        created = _open_once()(data={"key": idempotency_key, "request": request.model_dump(mode="json")})
     else:
         created = _open(request)
     base = _base_url()
