@@ -258,4 +258,19 @@ def test_domain_layer_is_the_package_under_python(tmp_path):
     assert bundling.try_bundle(str(tmp_path), None) is True
     shipped = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert "python/helpdesk/models.py" in shipped and "python/helpdesk/config/policy.toml" in shipped
-    assert not any("__pycache__" in p or p.endswith(".pyc") for p in shipped)
+    assert all(".cpython-312." in p for p in shipped if p.endswith(".pyc"))  # never the host's bytecode
+
+
+def test_shipped_bytecode_is_the_runtimes_and_never_checks_sources(tmp_path):
+    """Lambda cannot write bytecode: what is not shipped compiled is compiled on every cold start."""
+    bundling = LocalPythonBundling(ROOT / "layers" / "helpdesk", into="python/helpdesk", python_version="3.12",
+                                   platform="x")
+    if not bundling.compiler:
+        pytest.skip("no python3.12 on this machine: the asset ships sources only (synth warns)")
+    bundling.try_bundle(str(tmp_path), None)
+    runtime_magic = subprocess.run([bundling.compiler, "-c", "import importlib.util, sys; "
+                                    "sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
+                                   check=True, capture_output=True).stdout
+    header = (tmp_path / "python/helpdesk/__pycache__/models.cpython-312.pyc").read_bytes()[:8]
+    assert header[:4] == runtime_magic
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, unchecked: zip mtimes do not matter
