@@ -109,6 +109,8 @@ def _domain(error: DomainError) -> Response:
 
 @app.exception_handler(IdempotencyValidationError)
 def _reused_key(_: IdempotencyValidationError) -> Response:
+    if _wants_html():  # the form was sent, then changed and sent again from a page the browser kept
+        return _error(422, "idempotency_key_reused", "This form was already sent. Reload the page to send a new request.")
     return _error(422, "idempotency_key_reused", "This Idempotency-Key was used for a different request.")
 
 
@@ -121,7 +123,8 @@ def _no_route(_: Exception) -> Response:
 
 @app.get("/", include_in_schema=False)
 def support_form():
-    return _html(200, pages.support_form(_base_url()))
+    # no-store: a page the browser kept (back button) would post its used submission key again
+    return _html(200, pages.support_form(_base_url()), headers={"Cache-Control": "no-store"})
 
 
 def _open(request: NewTicketRequest) -> dict:
@@ -143,7 +146,7 @@ def _open_once() -> Callable[..., dict]:
     """Open a ticket once per Idempotency-Key: a retried request gets the first answer again.
 
     Built on the first keyed request, not at import: its DynamoDB client costs ~50 ms of cold
-    start, which the plain HTML form (no key) never needs.
+    start, which ticket pages and unkeyed API calls never need.
     """
     persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
 
@@ -157,6 +160,7 @@ def _open_once() -> Callable[..., dict]:
                                  422: {"description": "Invalid", "content": {"application/json": {"model": ErrorBody}}}})
 def open_ticket(request: Annotated[NewTicketRequest, Body()],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
+    idempotency_key = idempotency_key or request.idempotency_key
     if idempotency_key:
         created = _open_once()(data={"key": idempotency_key, "request": request.model_dump(mode="json")})
     else:

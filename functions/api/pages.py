@@ -5,6 +5,7 @@ Every value a customer typed is escaped here, where it is shown; it is stored as
 
 from __future__ import annotations
 
+import secrets
 from html import escape
 from urllib.parse import quote
 
@@ -39,10 +40,13 @@ def _page(title: str, body: str) -> str:
 
 
 def support_form(base: str) -> str:
+    """The form carries a fresh submission key: a double click or a reload of the confirmation
+    posts the same key again and gets the same ticket, never a second one."""
     options = "".join(f'<option value="{c}">{c.capitalize()}</option>' for c in CATEGORIES)
     return _page("Contact support", f"""
 <h1>Contact support</h1>
 <form method="post" action="{escape(base)}tickets" id="support-form">
+  <input type="hidden" name="idempotency_key" value="{secrets.token_urlsafe(16)}" autocomplete="off">
   <label for="name">Your name</label><input id="name" name="name" maxlength="200" autocomplete="name">
   <label for="email">Email</label><input id="email" name="email" type="email" required autocomplete="email">
   <label for="category">Topic</label><select id="category" name="category">{options}</select>

@@ -50,6 +50,8 @@ class NewTicketRequest(_Request):
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
     category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
+    idempotency_key: str | None = Field(None, max_length=255, exclude=True, description=(
+        "The Idempotency-Key of a client that cannot send headers (the HTML form's hidden field)"))
 
 
 class NewMessageRequest(_Request):

@@ -78,6 +78,24 @@ def test_a_customer_opens_a_ticket_from_the_form_follows_it_and_writes_again(pag
     expect(page.locator("#timeline li")).to_have_count(2)
 
 
+def test_a_double_click_and_a_reload_of_the_confirmation_open_one_ticket(page, local_stack):
+    # Given a customer who double-clicks "Send request"
+    page.goto(local_stack.api_url)
+    page.fill("[name=email]", "impatient@example.com")
+    page.fill("[name=subject]", "Invoice twice")
+    page.fill("[name=description]", "I was charged twice.")
+    page.locator("form:has([name=description]) [type=submit]").dblclick()
+    reference = page.locator("#reference").inner_text().strip()
+
+    # When they reload the confirmation (the browser posts the form again)
+    page.reload()
+
+    # Then they see the same reference, and the team sees one ticket
+    assert page.locator("#reference").inner_text().strip() == reference
+    _, _, body = http("GET", local_stack.console_url + "tickets")
+    assert [t["ticket_id"] for t in json.loads(body) if t["customer_email"] == "impatient@example.com"] == [reference]
+
+
 def test_a_wrong_token_shows_a_not_found_page(page, local_stack):
     # Given a ticket
     status, _, body = http("POST", local_stack.api_url + "tickets", json_body={

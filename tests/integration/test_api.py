@@ -1,6 +1,7 @@
 """The public API on moto, driven with the sample API Gateway events in events/api/."""
 
 import json
+import re
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -175,6 +176,24 @@ def test_the_html_form_posts_and_gets_a_confirmation_with_reference_and_link(api
 
     assert status == 201 and headers["Content-Type"].startswith("text/html")
     assert 'id="reference">HD-' in page and 'id="private-link"' in page
+
+
+def test_the_form_sent_twice_opens_one_ticket(api, lambda_context):
+    """A double click, or a reload of the confirmation, posts the form's submission key again."""
+    _, headers, form = call(api, lambda_context, "get_form")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form).group(1)
+    fields = {"email": "ann@example.com", "subject": "Export fails", "description": "Stops at 50%.", "idempotency_key": key}
+    form_post = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    pages = [call(api, lambda_context, "post_ticket_form", body=urlencode(fields), headers=form_post) for _ in range(2)]
+    changed = call(api, lambda_context, "post_ticket_form", headers=form_post,
+                   body=urlencode(fields | {"subject": "Another question"}))
+
+    references = {re.search(r'id="reference">(HD-\w+)<', page).group(1) for status, _, page in pages if status == 201}
+    assert len(references) == 1
+    assert headers["Cache-Control"] == "no-store"  # back to the form fetches a fresh key
+    assert changed[0] == 422 and "Reload the page" in changed[2]
+    assert key not in call(api, lambda_context, "get_form")[2]
 
 
 def test_a_message_from_the_ticket_page_redirects_back_to_the_page(api, lambda_context):
