@@ -98,11 +98,10 @@ class Escalation(Construct):
         *,
         storage: Storage,
         log_removal_policy: cdk.RemovalPolicy,
-        paused_recheck_seconds: int = statemachine.DEFAULT_PAUSED_RECHECK_SECONDS,
     ) -> None:
         super().__init__(scope, id)
         text = statemachine.DEFINITION_FILE.read_text()
-        substitutions = statemachine.substitutions(storage.tickets.table_name, paused_recheck_seconds)
+        substitutions = statemachine.substitutions(storage.tickets.table_name)
         if set(substitutions) != statemachine.placeholders(text):  # CloudFormation would fail at deploy
             raise ValueError(f"substitutions {sorted(substitutions)} != placeholders "
                              f"{sorted(statemachine.placeholders(text))}")

@@ -114,21 +114,14 @@ DELIVERY_QUEUE = "helpdesk-delivery"  # stands in for the delivery function's su
 TEAM_QUEUE_PREFIX = "helpdesk-team-alerts-"  # + a department or "management": stand-ins for team mailboxes
 
 
-def time_scale() -> float:
-    return float(settings.get(Env.TIME_SCALE) or 1)
-
-
 def escalation_state_machine() -> dict[Env, str]:
     """The escalation state machine from the one ASL file, rendered as CDK's substitutions render it.
 
-    Its paused recheck is compressed like the policy (``HELPDESK_TIME_SCALE``): an hour at scale 1, a
-    second at 3600. moto executes it for real: ``tickets.start_escalation`` starts chains here.
+    moto executes it for real: ``tickets.start_escalation`` starts chains here.
     """
     from helpdesk import statemachine
 
-    recheck = max(1, round(statemachine.DEFAULT_PAUSED_RECHECK_SECONDS / time_scale()))
-    definition = statemachine.render_definition(
-        statemachine.substitutions(settings.get(Env.TICKETS_TABLE), paused_recheck_seconds=recheck))
+    definition = statemachine.render_definition(statemachine.substitutions(settings.get(Env.TICKETS_TABLE)))
     arn = boto3.client("stepfunctions").create_state_machine(
         name=STATE_MACHINE_NAME, definition=definition, roleArn=STATE_MACHINE_ROLE, type="STANDARD",
         tracingConfiguration={"enabled": True},

@@ -15,24 +15,17 @@ from enum import StrEnum
 from pathlib import Path
 
 DEFINITION_FILE = Path(__file__).resolve().parents[2] / "infra" / "statemachines" / "escalation.asl.json"
-DEFAULT_PAUSED_RECHECK_SECONDS = 3600  # how often a chain looks at a ticket waiting on its customer
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 class Substitution(StrEnum):
     TICKETS_TABLE = "TicketsTable"  # the ticket table's name
-    PAUSED_RECHECK_SECONDS = "PausedRecheckSeconds"  # a whole number of seconds
 
 
-def substitutions(tickets_table: str, paused_recheck_seconds: int = DEFAULT_PAUSED_RECHECK_SECONDS) -> dict[str, str]:
+def substitutions(tickets_table: str) -> dict[str, str]:
     """The definition's substitutions (CDK passes the same dict as ``definition_substitutions``)."""
-    if int(paused_recheck_seconds) != paused_recheck_seconds or paused_recheck_seconds < 1:
-        raise ValueError("paused_recheck_seconds must be a positive whole number")
-    return {
-        Substitution.TICKETS_TABLE.value: tickets_table,
-        Substitution.PAUSED_RECHECK_SECONDS.value: str(int(paused_recheck_seconds)),
-    }
+    return {Substitution.TICKETS_TABLE.value: tickets_table}
 
 
 def placeholders(text: str | None = None) -> set[str]:

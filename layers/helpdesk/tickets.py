@@ -382,8 +382,13 @@ def _stop_chain(name: str, cause: str) -> None:
 def ensure_escalation(ticket_id: str) -> None:
     """(Re)start the chain the ticket names, e.g. from the sweep when a running clock has none."""
     ticket = load(ticket_id)
-    if ticket.next_due_at is not None:
+    if _running_deadline(ticket) is not None:
         _start_chain(ticket_id, chain_name(ticket))
+
+
+def _running_deadline(ticket: Ticket) -> datetime | None:
+    """The deadline an escalation chain sleeps until: none while the clock is stopped (paused included)."""
+    return None if ticket.status == PAUSED else ticket.next_due_at
 
 
 def _transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[Ticket, TicketEvent]:
@@ -391,10 +396,12 @@ def _transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple
     before: dict = {}
 
     def wrapped(ticket: Ticket) -> TicketEvent:
-        due, chain = ticket.next_due_at, chain_name(ticket)
+        due, chain = _running_deadline(ticket), chain_name(ticket)
         event = apply(ticket)
-        if ticket.next_due_at is not None and (due is None or ticket.next_due_at < due):
-            # The running chain sleeps until the old, later deadline (or has ended): a new one takes over.
+        after = _running_deadline(ticket)
+        if after is not None and (due is None or after < due):
+            # The running chain sleeps until the old, later deadline (or has ended, e.g. when the
+            # ticket was paused or resolved): a new one takes over.
             ticket.escalation_chain = f"{ticket.ticket_id}-r{(ticket.version or 0) + 1}"
         before.update(due=due, chain=chain)
         return event
@@ -403,7 +410,7 @@ def _transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple
     if chain_name(ticket) != before["chain"]:
         if _start_chain(ticket_id, chain_name(ticket)):
             _stop_chain(before["chain"], f"superseded by {chain_name(ticket)}")
-    elif ticket.next_due_at is None and before["due"] is not None:
+    elif _running_deadline(ticket) is None and before["due"] is not None:
         _stop_chain(before["chain"], f"clock stopped: {event.type}")
     return ticket, event
 
@@ -456,7 +463,7 @@ def add_note(ticket_id: str, agent: str, body: str) -> tuple[Ticket, TicketEvent
 
 
 def pause(ticket_id: str, agent: str) -> tuple[Ticket, TicketEvent]:
-    """Waiting on the customer: the SLA clock stops (out of the due index); the chain looks in now and then."""
+    """Waiting on the customer: the SLA clock stops (out of the due index) and so does its chain."""
     actor = _actor(agent)
 
     def apply(ticket: Ticket) -> TicketEvent:

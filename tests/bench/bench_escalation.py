@@ -38,7 +38,6 @@ LAMBDA_MEMORY_GB = 256 / 1024  # the functions' default memory size (infra/const
 LAMBDA_AVG_SECONDS = 0.2  # billed duration per invocation, warm and cold averaged
 PUBLISHER_DDB_PER_EVENT = {"rru": 0.5, "wru": 2.0}  # reads the ticket; idempotency record put + update
 TYPICAL_MIX = {"answered_in_time": 0.80, "escalated_once": 0.15, "escalated_to_management": 0.05}
-PAUSED_RECHECK_SECONDS = 3600  # what a paused day costs at the recommended recheck interval
 
 AGENT = "bench"
 
@@ -217,8 +216,6 @@ def run() -> list[tuple[str, float, str]]:
     typical = sum(share * by_name[name] for name, share in TYPICAL_MIX.items())
     mix = ", ".join(f"{int(share * 100)}% {name}" for name, share in TYPICAL_MIX.items())
     rows.append(("cost_per_1000_tickets_typical", round(typical * 1000, 4), f"USD ({mix})"))
-    per_day = 3 * 86400 // PAUSED_RECHECK_SECONDS  # Read, Decide, Paused per recheck
-    rows.append((f"transitions_per_paused_day_recheck_{PAUSED_RECHECK_SECONDS}s", per_day, "transitions"))
     rows.append(("bench_escalation_wall_time", round(time.perf_counter() - started, 1), "s"))
     return rows
 

@@ -19,7 +19,6 @@ import pytest
 from helpdesk.config import Policy, parse_policy
 from helpdesk.settings import Env
 
-PAUSED_RECHECK_SECONDS = 1
 MACHINE_NAME = "helpdesk-escalation"
 ROLE_ARN = "arn:aws:iam::123456789012:role/helpdesk-escalation"
 
@@ -74,8 +73,8 @@ set = { department = "support", priority = "normal", tier = "L1" }
 
 
 def escalation_state_machine() -> dict[Env, str]:
-    """The state machine from the one ASL file, rendered like CDK renders it, rechecking paused tickets
-    every second (the local stack's own builder is ``infra.local.resources.escalation_state_machine``)."""
+    """The state machine from the one ASL file, rendered like CDK renders it (the local stack's own
+    builder is ``infra.local.resources.escalation_state_machine``)."""
     import boto3
 
     from helpdesk import statemachine
@@ -84,8 +83,7 @@ def escalation_state_machine() -> dict[Env, str]:
     existing = [m["stateMachineArn"] for m in client.list_state_machines()["stateMachines"] if m["name"] == MACHINE_NAME]
     if existing:
         return {Env.ESCALATION_STATE_MACHINE_ARN: existing[0]}
-    definition = statemachine.render_definition(statemachine.substitutions(
-        tickets_table=_setting(Env.TICKETS_TABLE), paused_recheck_seconds=PAUSED_RECHECK_SECONDS))
+    definition = statemachine.render_definition(statemachine.substitutions(_setting(Env.TICKETS_TABLE)))
     arn = client.create_state_machine(name=MACHINE_NAME, definition=definition, roleArn=ROLE_ARN,
                                       type="STANDARD")["stateMachineArn"]
     return {Env.ESCALATION_STATE_MACHINE_ARN: arn}
@@ -153,7 +151,7 @@ def one_client_at_a_time() -> Iterator[None]:
 
 @contextlib.contextmanager
 def escalation_aws() -> Iterator[dict[Env, str]]:
-    """moto with the local stack's resources, and the escalation state machine with a 1 s paused recheck."""
+    """moto with the local stack's resources, and the escalation state machine."""
     from infra.local.aws import local_aws
     from infra.local.resources import WITHOUT_CHAINS
 
@@ -251,9 +249,9 @@ class Chain:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history(name) if e["type"].endswith("StateEntered")]
 
     def sleeping(self, name: str) -> bool:
-        """The execution is in its Sleep (or Paused) state right now."""
+        """The execution is in its Sleep state right now."""
         entered = self.states_entered(name)
-        return bool(entered) and entered[-1] in ("Sleep", "Paused")
+        return bool(entered) and entered[-1] == "Sleep"
 
 
 @pytest.fixture

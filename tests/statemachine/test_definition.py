@@ -10,7 +10,7 @@ TABLE = "helpdesk-tickets"
 
 
 def rendered() -> dict:
-    return json.loads(statemachine.render_definition(statemachine.substitutions(TABLE, 900)))
+    return json.loads(statemachine.render_definition(statemachine.substitutions(TABLE)))
 
 
 def test_the_definition_names_exactly_the_substitutions_cdk_passes():
@@ -19,26 +19,20 @@ def test_the_definition_names_exactly_the_substitutions_cdk_passes():
 
 
 def test_rendering_fills_every_placeholder_and_keeps_valid_json():
-    text = statemachine.render_definition(statemachine.substitutions(TABLE, 900))
+    text = statemachine.render_definition(statemachine.substitutions(TABLE))
 
     assert "${" not in text
-    assert "States.StringToJson('900')" in text and f'"TableName": "{TABLE}"' in text
+    assert f'"TableName": "{TABLE}"' in text
     assert json.loads(text)["StartAt"] == "Read"
 
 
 @pytest.mark.parametrize(
     "values",
-    [{"TicketsTable": TABLE}, {"TicketsTable": TABLE, "PausedRecheckSeconds": "60", "Extra": "x"},
-     {"TicketsTable": 'bad"name', "PausedRecheckSeconds": "60"}],
+    [{}, {"TicketsTable": TABLE, "Extra": "x"}, {"TicketsTable": 'bad"name'}],
 )
 def test_a_missing_unknown_or_unsafe_substitution_is_refused(values):
     with pytest.raises(ValueError):
         statemachine.render_definition(values)
-
-
-def test_the_recheck_interval_is_a_positive_whole_number():
-    with pytest.raises(ValueError):
-        statemachine.substitutions(TABLE, 0)
 
 
 def test_jsonpath_only_and_few_states():
@@ -46,7 +40,7 @@ def test_jsonpath_only_and_few_states():
     text = json.dumps(definition)
 
     assert "JSONata" not in text and "QueryLanguage" not in text
-    assert set(definition["States"]) == {"Read", "Decide", "Sleep", "Paused", "Escalate", "EscalateToManagement", "Done"}
+    assert set(definition["States"]) == {"Read", "Decide", "Sleep", "Escalate", "EscalateToManagement", "Done"}
     assert not any(state["Type"] in ("Pass", "Parallel", "Map") for state in definition["States"].values())
 
 

@@ -97,18 +97,20 @@ def test_a_chain_whose_stop_was_lost_ends_by_itself_at_its_next_wake(sfn_aws, ch
 
 
 def test_a_paused_ticket_escalates_only_after_its_deadline_moved_by_the_pause(sfn_aws, chain, policy):
-    # Given a ticket waiting on its customer past its first-response deadline
+    # Given a ticket waiting on its customer past its first-response deadline: its chain has stopped
     ticket = new_ticket(policy)
     wait_for(lambda: slept_until(chain, ticket.ticket_id, ticket.next_due_at), what="the chain to sleep")
     paused, _ = tickets.pause(ticket.ticket_id, AGENT)
     assert (paused.status, paused.due_shard, paused.next_due_at) == ("pending_customer", None, ticket.next_due_at)
-    wait_for(lambda: "Paused" in chain.states_entered(ticket.ticket_id), what="the chain to find the ticket paused")
-    assert clock.now() >= ticket.next_due_at and not escalations(ticket.ticket_id)
+    assert chain.wait_until_done(ticket.ticket_id) == "ABORTED"
+    wait_for(lambda: clock.now() >= ticket.next_due_at, what="the first-response deadline to pass")
+    assert not escalations(ticket.ticket_id)
 
     # When the customer answers (the agent resumes the clock)
     resumed, event = tickets.resume(ticket.ticket_id, AGENT, policy=policy)
 
-    # Then every deadline moved by the time spent waiting, and the climb happens at the new deadline
+    # Then every deadline moved by the time spent waiting; a new chain climbs at the new deadline, on time
+    assert resumed.escalation_chain == f"{ticket.ticket_id}-r{resumed.version}"
     waited = resumed.updated_at - paused.paused_at  # whole seconds, as every stored time
     assert waited >= timedelta(seconds=1)
     assert resumed.first_response_due_at == ticket.first_response_due_at + waited
@@ -117,6 +119,7 @@ def test_a_paused_ticket_escalates_only_after_its_deadline_moved_by_the_pause(sf
     assert event.data.as_dict() == {"from": "pending_customer", "to": "open"}
     [escalated] = wait_for(lambda: escalations(ticket.ticket_id), what="the escalation")
     assert escalated.data["due_at"] == clock.to_iso(resumed.next_due_at)
+    assert escalated.at - resumed.next_due_at < timedelta(seconds=2)
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
 
 

@@ -174,7 +174,7 @@ def test_pausing_stops_the_clock_and_leaves_the_due_index(store):
         paused, event = tickets.pause(ticket.ticket_id, "dana")
 
     assert (paused.status, paused.paused_at, paused.due_shard) == ("pending_customer", MONDAY_10_BERLIN + timedelta(hours=1), None)
-    assert paused.next_due_at == ticket.next_due_at  # the chain keeps its plan; it only looks in now and then
+    assert paused.next_due_at == ticket.next_due_at  # the plan stays (resume shifts it); the chain stops
     assert event.data.as_dict() == {"from": "new", "to": "pending_customer"}
     with pytest.raises(Conflict):
         tickets.pause(ticket.ticket_id, "dana")
