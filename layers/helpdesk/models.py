@@ -107,6 +107,9 @@ class Ticket(Model):
     first_responded_at = IsoTimeAttribute(null=True)
     resolved_at = IsoTimeAttribute(null=True)
     paused_at = IsoTimeAttribute(null=True)
+    # Each earlier wait on the customer, "<start>/<end>" (ISO 8601 intervals): a priority change
+    # recomputes the deadlines from creation and credits these waits again.
+    pauses = ListAttribute(of=UnicodeAttribute, null=True)
 
     # The escalation chain: when the current tier's deadline passes (``next_due_at``, kind
     # ``due_kind``) the ticket goes to ``escalate_to``; ``escalation_plan`` says where it goes after

@@ -289,13 +289,31 @@ def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> Ti
 def _resume(ticket: Ticket, policy: Policy) -> None:
     """Restart a paused clock: every due time moves by the business time spent waiting."""
     now = clock.now()
-    calendar = policy.calendars[policy.sla[ticket.priority].calendar]
-    paused = sla.business_time_between(ticket.paused_at or now, now, calendar)
-    if not ticket.first_responded_at:
-        ticket.first_response_due_at = sla.add_business_time(ticket.first_response_due_at, paused, calendar)
-    ticket.resolution_due_at = sla.add_business_time(ticket.resolution_due_at, paused, calendar)
+    waited = (ticket.paused_at or now, now)
+    ticket.pauses = [*(ticket.pauses or []), "/".join(clock.to_iso(t) for t in waited)]
+    _credit_waits(ticket, policy, [waited])
     ticket.status, ticket.paused_at = "open", None
     _apply_plan(ticket, policy)
+
+
+def _waits(ticket: Ticket) -> list[tuple[datetime, datetime]]:
+    return [(clock.from_iso(start), clock.from_iso(end)) for start, end in (p.split("/") for p in ticket.pauses or [])]
+
+
+def _credit_waits(ticket: Ticket, policy: Policy, waits: list[tuple[datetime, datetime]]) -> None:
+    """Move the due times by the business time of ``waits`` in the priority's calendar. The
+    first-response target is moved only by waits that began before the first response."""
+    calendar = policy.calendars[policy.sla[ticket.priority].calendar]
+
+    def business(periods) -> timedelta:
+        return sum((sla.business_time_between(start, end, calendar) for start, end in periods), timedelta(0))
+
+    responded = ticket.first_responded_at
+    before_response = business(w for w in waits if responded is None or w[0] < responded)
+    if before_response:
+        ticket.first_response_due_at = sla.add_business_time(ticket.first_response_due_at, before_response, calendar)
+    if total := business(waits):
+        ticket.resolution_due_at = sla.add_business_time(ticket.resolution_due_at, total, calendar)
 
 
 def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
@@ -492,7 +510,8 @@ def resume(ticket_id: str, agent: str, policy: Policy | None = None) -> tuple[Ti
 
 def change_priority(ticket_id: str, agent: str, priority: str,
                     policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
-    """New SLA targets from the policy, counted from the ticket's creation; the plan follows."""
+    """New SLA targets from the policy, counted from the ticket's creation (earlier waits on the
+    customer credited again, in the new priority's calendar); the plan follows."""
     actor = _actor(agent)
     policy = policy or load_policy()
     if priority not in policy.sla:
@@ -506,6 +525,7 @@ def change_priority(ticket_id: str, agent: str, priority: str,
         old, ticket.priority = ticket.priority, priority
         due = sla.deadlines(policy, priority, ticket.created_at)
         ticket.first_response_due_at, ticket.resolution_due_at = due.first_response_due_at, due.resolution_due_at
+        _credit_waits(ticket, policy, _waits(ticket))
         _apply_plan(ticket, policy)  # a paused ticket stays out of the due index
         return _event(ticket, "priority_changed", actor, **{"from": old, "to": priority})
 

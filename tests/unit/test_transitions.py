@@ -215,6 +215,23 @@ def test_raising_the_priority_recomputes_the_deadlines_from_creation_and_restart
     assert (store.started, store.stopped) == ([f"{ticket.ticket_id}-r2"], [ticket.ticket_id])
 
 
+def test_a_priority_change_still_credits_the_earlier_wait_on_the_customer(store):
+    ticket = opened(store, priority="normal")  # Monday 10:00 Berlin
+    monday_1600, tuesday_1000 = utc(2026, 11, 23, 15, 0), utc(2026, 11, 24, 9, 0)
+    with at(monday_1600):
+        tickets.pause(ticket.ticket_id, "dana")
+    with at(tuesday_1000):
+        tickets.resume(ticket.ticket_id, "dana", policy=POLICY)
+
+    with at(tuesday_1000 + timedelta(minutes=5)):
+        raised, _ = tickets.change_priority(ticket.ticket_id, "dana", "high", policy=POLICY)
+
+    waited = timedelta(hours=2)  # Monday 16-17 and Tuesday 9-10 in Berlin
+    calendar, due = POLICY.calendars[POLICY.sla["high"].calendar], sla.deadlines(POLICY, "high", MONDAY_10_BERLIN)
+    assert raised.first_response_due_at == sla.add_business_time(due.first_response_due_at, waited, calendar)
+    assert raised.resolution_due_at == sla.add_business_time(due.resolution_due_at, waited, calendar)
+
+
 def test_lowering_the_priority_lets_the_running_chain_sleep_on(store):
     ticket = opened(store, priority="high")
 
