@@ -69,7 +69,7 @@ class Storage(Construct):
             cdk.Stack.of(self),
             {
                 f"AwsSolutions-IAM5[Resource::<{_logical_id(self.tickets)}.Arn>/index/*]": "Grants on the ticket "
-                "table include its secondary indexes (due-index, customer-index) so functions can query them; "
+                "table include its secondary indexes (due-index, customer-index, opened-index) so functions can query them; "
                 "the wildcard covers this one table's indexes only.",
             },
         )

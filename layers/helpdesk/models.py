@@ -8,7 +8,7 @@ transaction. CDK, the local stack and the tests all build the table from :func:`
 from __future__ import annotations
 
 import zlib
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -19,7 +19,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from helpdesk import clock, settings
@@ -27,6 +27,7 @@ from helpdesk import clock, settings
 TICKET_SK = "TICKET"
 EVENT_SK_PREFIX = "EVENT#"
 DUE_SHARDS = 8  # the due index's partitions: intake spreads over them, the sweep reads each
+OPENED_SHARDS = 8  # the opened index's partitions per day: the same for the report
 # The table's time-to-live attribute (epoch seconds): DynamoDB deletes short-lived items after it
 # (email rate counters, rejected-mail records). CDK and the local stack enable TTL on this name.
 TTL_ATTRIBUTE = "expires_at"
@@ -48,6 +49,15 @@ def ticket_pk(ticket_id: str) -> str:
 
 def due_shard(ticket_id: str) -> str:
     return f"DUE#{zlib.crc32(ticket_id.encode()) % DUE_SHARDS}"
+
+
+def opened_shard(ticket_id: str, created_at: datetime) -> str:
+    """The ticket's partition in the opened index: its UTC day, spread over ``OPENED_SHARDS``."""
+    return opened_partition(created_at.astimezone(UTC).date(), zlib.crc32(ticket_id.encode()) % OPENED_SHARDS)
+
+
+def opened_partition(day: date, shard: int) -> str:
+    return f"OPENED#{day.isoformat()}#{shard}"
 
 
 class _TableMeta:
@@ -77,6 +87,18 @@ class CustomerIndex(GlobalSecondaryIndex["Ticket"]):
     created_at = IsoTimeAttribute(range_key=True)
 
 
+class OpenedIndex(GlobalSecondaryIndex["Ticket"]):
+    """Tickets by the day they were opened (keys only): the SLA report reads a day's tickets, never
+    the table. Written once, at creation, so later changes to a ticket cost the index nothing."""
+
+    class Meta:
+        index_name = "opened-index"
+        projection = KeysOnlyProjection()
+
+    opened_shard = UnicodeAttribute(hash_key=True)
+    created_at = IsoTimeAttribute(range_key=True)
+
+
 class Ticket(Model):
     class Meta(_TableMeta):
         pass
@@ -99,6 +121,7 @@ class Ticket(Model):
     tier = UnicodeAttribute()  # L1 | L2 | L3 | management
     status = UnicodeAttribute()  # new | open | pending_customer | resolved | closed
     created_at = IsoTimeAttribute()
+    opened_shard = UnicodeAttribute(null=True)  # the opened index: day and shard, set at creation
     updated_at = IsoTimeAttribute()
 
     # The SLA clock (business-time deadlines from the priority's policy).
@@ -136,6 +159,7 @@ class Ticket(Model):
 
     due_index = DueIndex()
     customer_index = CustomerIndex()
+    opened_index = OpenedIndex()
 
 
 class TicketEvent(Model):

@@ -9,8 +9,7 @@ ticket's ``csat_score``, when there are any; else n/a).
 
 The tier is the one the ticket was routed to (before any escalation); the department is the current
 one. Data: :func:`load` reads the tickets opened in the range and their escalation, transfer and survey
-events with one paginated, filtered Scan (the first version: a sparse ``created_day`` key with a Query per
-day would read only the range).
+events through the opened index (a day's tickets) and one Query per ticket: never the whole table.
 
 ``python -m helpdesk.report --from 2026-11-01 --to 2026-11-30`` prints the table (``--json`` the rows).
 """
@@ -22,9 +21,10 @@ import json
 import math
 import sys
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, UTC
+from datetime import date, datetime, timedelta, UTC
 
 from helpdesk import clock
 
@@ -188,44 +188,49 @@ def build(tickets: Iterable, events_by_ticket: dict[str, list], *, start: date, 
 
 # -- the data ----------------------------------------------------------------------------------------
 
-def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
-
-
 def load(start: date, end: date) -> tuple[list, dict[str, list]]:
-    """The tickets opened from ``start`` to ``end`` and their report events: one paginated, filtered Scan."""
+    """The tickets opened from ``start`` to ``end`` and their report events.
+
+    The opened index names each day's tickets (``OPENED_SHARDS`` queries a day, keys only); each
+    ticket's partition is then one Query for the ticket and its events. What is read follows the
+    range, never the table's size.
+    """
     import boto3
 
     from helpdesk import settings
-    from helpdesk.models import EVENT_SK_PREFIX, TICKET_SK, Ticket, TicketEvent
+    from helpdesk.models import OPENED_SHARDS, TICKET_SK, Ticket, TicketEvent, opened_partition
 
-    since, until = day_bounds(start, end)
-    request = {
-        "TableName": settings.get(settings.Env.TICKETS_TABLE),
-        "FilterExpression": "(sk = :ticket AND created_at BETWEEN :since AND :last) OR "
-                            "(begins_with(sk, :event) AND #type IN (:t0, :t1, :t2) AND #at >= :since)",
-        "ExpressionAttributeNames": {"#type": "type", "#at": "at"},
-        "ExpressionAttributeValues": {
-            ":ticket": {"S": TICKET_SK}, ":event": {"S": EVENT_SK_PREFIX},
-            ":since": {"S": clock.to_iso(since)}, ":last": {"S": clock.to_iso(until - timedelta(seconds=1))},
-            **{f":t{i}": {"S": t} for i, t in enumerate(EVENT_TYPES)},
-        },
-    }
-    client = boto3.client("dynamodb")
-    found, events = [], defaultdict(list)
-    while True:
-        page = client.scan(**request)
-        for item in page["Items"]:
+    table, client = settings.get(settings.Env.TICKETS_TABLE), boto3.client("dynamodb")
+
+    def pages(**request) -> Iterable[dict]:
+        while True:
+            page = client.query(TableName=table, **request)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    partitions = [opened_partition(start + timedelta(days=n), shard)
+                  for n in range((end - start).days + 1) for shard in range(OPENED_SHARDS)]
+    keys = [item["pk"]["S"] for partition in partitions for item in pages(
+        IndexName=Ticket.opened_index.Meta.index_name, KeyConditionExpression="opened_shard = :p",
+        ExpressionAttributeValues={":p": {"S": partition}})]
+
+    def ticket_and_events(pk: str) -> tuple[object | None, list]:
+        ticket, events = None, []
+        for item in pages(KeyConditionExpression="pk = :pk", FilterExpression="sk = :ticket OR #type IN (:t0, :t1, :t2)",
+                          ExpressionAttributeNames={"#type": "type"},
+                          ExpressionAttributeValues={":pk": {"S": pk}, ":ticket": {"S": TICKET_SK},
+                                                     **{f":t{i}": {"S": t} for i, t in enumerate(EVENT_TYPES)}}):
             if item["sk"]["S"] == TICKET_SK:
-                found.append(Ticket.from_raw_data(item))
+                ticket = Ticket.from_raw_data(item)
             else:
-                event = TicketEvent.from_raw_data(item)
-                events[event.ticket_id].append(event)
-        if "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    ids = {t.ticket_id for t in found}
-    return found, {k: v for k, v in events.items() if k in ids}
+                events.append(TicketEvent.from_raw_data(item))
+        return ticket, events
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one Query per ticket: a day's tickets in seconds
+        found = [(t, e) for t, e in pool.map(ticket_and_events, keys) if t is not None]
+    return [t for t, _ in found], {t.ticket_id: e for t, e in found}
 
 
 def facts_for(start: date, end: date, *, now: datetime | None = None) -> list[Facts]:

@@ -22,7 +22,7 @@ from pynamodb.transactions import TransactWrite
 from helpdesk import clock, escalation, ids, routing, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, NotFound
-from helpdesk.models import Ticket, TicketEvent, due_shard, event_sk, ticket_pk
+from helpdesk.models import Ticket, TicketEvent, due_shard, event_sk, opened_shard, ticket_pk
 
 SUBJECT_MAX = 200
 DESCRIPTION_MAX = 20_000
@@ -124,6 +124,7 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
             customer_tier=tier_of_customer, subject=request.subject, description=request.description,
             category=request.category, priority=route.priority, department=route.department,
             tier=route.tier, status="new", created_at=now, updated_at=now,
+            opened_shard=opened_shard(ticket_id, now),
             first_response_due_at=due.first_response_due_at, resolution_due_at=due.resolution_due_at,
             source_message_id=request.source_message_id, related_ticket_id=request.related_ticket_id,
             attachments=[dict(a) for a in request.attachments] or None,

@@ -1,4 +1,5 @@
 """What one SLA sweep reads, against table size: the same 50 due tickets among 1,000 and among 100,000.
+The SLA report for their day is measured the same way (the other tickets were opened on other days).
 
 The 50 are opened through the use cases (so they sit in the sparse due index) and are at risk; a first
 sweep writes their 50 warnings, then the table is filled, then the measured sweep runs; the others are minimal ticket items written with batch writes, without ``due_shard``, so
@@ -21,13 +22,20 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def _fill(table: str, count: int) -> None:
+    """Closed tickets opened over the 30 days before T0: in the opened index, not in the due index."""
     import boto3
+
+    from helpdesk import clock
+    from helpdesk.models import opened_shard
 
     client = boto3.client("dynamodb")
     batch = []
     for n in range(count):
-        batch.append({"PutRequest": {"Item": {"pk": {"S": f"TICKET#HD-B{n:07d}"}, "sk": {"S": "TICKET"},
-                                              "ticket_id": {"S": f"HD-B{n:07d}"}, "status": {"S": "closed"}}}})
+        ticket_id, created = f"HD-B{n:07d}", T0 - timedelta(days=1 + n % 30)
+        batch.append({"PutRequest": {"Item": {"pk": {"S": f"TICKET#{ticket_id}"}, "sk": {"S": "TICKET"},
+                                              "ticket_id": {"S": ticket_id}, "status": {"S": "closed"},
+                                              "created_at": {"S": clock.to_iso(created)},
+                                              "opened_shard": {"S": opened_shard(ticket_id, created)}}}})
         if len(batch) == 25:
             client.batch_write_item(RequestItems={table: batch})
             batch = []
@@ -58,8 +66,32 @@ def measure(size: int) -> dict[str, float]:
             began = time.perf_counter()
             steady = sweep.Sweep(policy=POLICY).run()
             steady_s = time.perf_counter() - began
+            report_read = _report_reads(T0.date())
     return {"items_read": steady.items_read, "read_units": steady.read_units, "queries": steady.queries,
-            "warnings": first.at_risk_warnings, "first_s": first_s, "steady_s": steady_s, "fill_s": filled}
+            "warnings": first.at_risk_warnings, "first_s": first_s, "steady_s": steady_s, "fill_s": filled,
+            **report_read}
+
+
+def _report_reads(day) -> dict[str, float]:
+    """What the SLA report reads for ``day`` (the 50 tickets opened then), counted on every Query."""
+    import boto3
+
+    from helpdesk import report
+
+    read = {"report_items_read": 0, "report_queries": 0}
+
+    def count(parsed, **_):
+        read["report_items_read"] += parsed.get("ScannedCount", 0)
+        read["report_queries"] += 1
+
+    events = boto3._get_default_session().events  # the report's client is made from this session
+    events.register("after-call.dynamodb.Query", count)
+    try:
+        rows = report.report(day, day)
+    finally:
+        events.unregister("after-call.dynamodb.Query", count)
+    assert rows[-1].opened == DUE, rows[-1]
+    return read
 
 
 def run() -> list[tuple[str, float | int, str]]:
@@ -75,12 +107,14 @@ def run() -> list[tuple[str, float | int, str]]:
             (f"sweep_{size}_warning_run_seconds", round(m["first_s"], 3), "s (moto, 50 tickets only)"),
             (f"sweep_{size}_steady_run_seconds", round(m["steady_s"], 3), "s (moto)"),
             (f"sweep_{size}_table_fill_seconds", round(m["fill_s"], 1), "s (moto)"),
+            (f"report_{size}_items_read", m["report_items_read"], f"items (one day: {DUE} tickets and their events)"),
+            (f"report_{size}_queries", m["report_queries"], "queries"),
         ]
     small, large = results[min(SIZES)], results[max(SIZES)]
-    for key, unit in (("items_read", "%"), ("read_units", "%")):
+    for key, unit in (("items_read", "%"), ("read_units", "%"), ("report_items_read", "%")):
         base = small[key] or 1
-        out.append((f"sweep_{key}_growth_{min(SIZES)}_to_{max(SIZES)}",
-                    round(100 * (large[key] - small[key]) / base, 2), unit))
+        name = key if key.startswith("report") else f"sweep_{key}"
+        out.append((f"{name}_growth_{min(SIZES)}_to_{max(SIZES)}", round(100 * (large[key] - small[key]) / base, 2), unit))
     return out
 
 

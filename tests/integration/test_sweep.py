@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import boto3
 import pytest
@@ -331,3 +331,18 @@ def test_the_report_function_writes_yesterdays_json_and_the_cli_prints_a_table(a
     assert total["first_response_p50"] == 3600.0
     printed = capsys.readouterr().out
     assert "2026-11-02" in printed and "FR met" in printed
+
+
+def test_the_report_counts_each_ticket_on_the_utc_day_it_was_opened_with_its_escalations(aws):
+    from helpdesk import report
+
+    midnight = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
+    late, early = open_at(midnight - timedelta(seconds=1)).ticket, open_at(midnight, "bob@example.com").ticket
+    with clock.frozen(midnight + timedelta(hours=1)):
+        tickets.escalate(late.ticket_id, "dana", "Needs a senior look.")
+
+    days = {row.day: row for row in report.report(date(2026, 11, 2), date(2026, 11, 3), by=("day",), now=midnight)}
+
+    assert (days["2026-11-02"].opened, days["2026-11-03"].opened) == (1, 1)
+    assert (days["2026-11-02"].escalations_manual, days["2026-11-03"].escalations_manual) == (1, 0)
+    assert early.ticket_id not in {f.ticket_id for f in report.facts_for(date(2026, 11, 2), date(2026, 11, 2))}
