@@ -84,6 +84,16 @@ _ENTRY_TITLES = {
 }
 
 
+# What each status means to the customer (the value itself is in ``data-status``).
+_STATUS_WORDS = {
+    "new": "Received: waiting for our team",
+    "open": "In progress",
+    "pending_customer": "Waiting for your reply",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+
+
 def ticket_page(view: dict, token: str, base: str) -> str:
     entries = "".join(
         f'<li><div class="meta">{_when(e["at"])} &middot; '
@@ -95,7 +105,7 @@ def ticket_page(view: dict, token: str, base: str) -> str:
     return _page(f"{view['id']}: {view['subject']}", f"""
 <h1><span class="ref">{escape(view['id'])}</span> {escape(view['subject'])}</h1>
 <dl>
-  <dt>Status</dt><dd id="status">{escape(view['status'].replace('_', ' '))}</dd>
+  <dt>Status</dt><dd id="status" data-status="{escape(view['status'])}">{escape(_STATUS_WORDS.get(view['status'], view['status'].replace('_', ' ')))}</dd>
   <dt>Priority</dt><dd>{escape(view['priority'])}</dd>
   <dt>Team</dt><dd>{escape(view['department'])} ({escape(view['tier'])})</dd>
   <dt>First reply due</dt><dd id="first-response-due">{_when(view['first_response_due_at'])}</dd>

@@ -63,7 +63,8 @@ def test_a_customer_opens_a_ticket_from_the_form_follows_it_and_writes_again(pag
 
     # Then the ticket page shows its status, due times and the public timeline
     assert page.url.startswith(f"{local_stack.api_url}tickets/{reference}?token=")
-    expect(page.locator("#status")).to_have_text("new")
+    expect(page.locator("#status")).to_have_text("Received: waiting for our team")
+    expect(page.locator("#status")).to_have_attribute("data-status", "new")
     expect(page.locator("#first-response-due time")).to_have_attribute("datetime", re.compile(r"Z$"))
     expect(page.locator("#timeline")).to_contain_text("The CSV export stops at 50%.")
 
