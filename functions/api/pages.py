@@ -94,6 +94,19 @@ _STATUS_WORDS = {
 }
 
 
+def _clock_rows(view: dict) -> str:
+    """The promises that still matter: a first reply not given yet, a resolution not reached yet."""
+    if view["first_responded_at"]:
+        rows = f'<dt>First reply</dt><dd id="first-response">{_when(view["first_responded_at"])}</dd>'
+    else:
+        rows = f'<dt>First reply due</dt><dd id="first-response-due">{_when(view["first_response_due_at"])}</dd>'
+    if view["status"] == "pending_customer":
+        rows += '<dt>Resolution due</dt><dd id="resolution-due">on hold until you reply</dd>'
+    elif view["status"] not in ("resolved", "closed"):
+        rows += f'<dt>Resolution due</dt><dd id="resolution-due">{_when(view["resolution_due_at"])}</dd>'
+    return rows
+
+
 def ticket_page(view: dict, token: str, base: str) -> str:
     entries = "".join(
         f'<li><div class="meta">{_when(e["at"])} &middot; '
@@ -108,8 +121,7 @@ def ticket_page(view: dict, token: str, base: str) -> str:
   <dt>Status</dt><dd id="status" data-status="{escape(view['status'])}">{escape(_STATUS_WORDS.get(view['status'], view['status'].replace('_', ' ')))}</dd>
   <dt>Priority</dt><dd>{escape(view['priority'])}</dd>
   <dt>Team</dt><dd>{escape(view['department'])} ({escape(view['tier'])})</dd>
-  <dt>First reply due</dt><dd id="first-response-due">{_when(view['first_response_due_at'])}</dd>
-  <dt>Resolution due</dt><dd id="resolution-due">{_when(view['resolution_due_at'])}</dd>
+{_clock_rows(view)}
 </dl>
 <h2>Conversation</h2><ol class="timeline" id="timeline">{entries}</ol>
 <form method="post" action="{escape(action)}" id="message-form">

@@ -196,6 +196,31 @@ def test_the_form_sent_twice_opens_one_ticket(api, lambda_context):
     assert key not in call(api, lambda_context, "get_form")[2]
 
 
+def test_the_ticket_page_shows_only_the_promises_that_still_matter(api, lambda_context):
+    from helpdesk import tickets
+
+    created = open_ticket(api, lambda_context)
+
+    def page() -> str:
+        status, _, body = call(api, lambda_context, "get_ticket", ticket_id=created["id"], token=created["access_token"],
+                               headers={"Accept": "text/html"})
+        assert status == 200
+        return body
+
+    waiting = page()
+    tickets.reply(created["id"], "dana", "Which card did you use?")
+    tickets.pause(created["id"], "dana")
+    asked = page()
+    tickets.resolve(created["id"], "dana", "Refunded.")
+    resolved = page()
+
+    assert 'data-status="new">Received: waiting for our team<' in waiting
+    assert 'id="first-response-due"' in waiting and 'id="resolution-due"><time' in waiting
+    assert 'data-status="pending_customer">Waiting for your reply<' in asked
+    assert 'id="first-response"><time' in asked and "on hold until you reply" in asked
+    assert 'data-status="resolved">Resolved<' in resolved and 'id="resolution-due"' not in resolved
+
+
 def test_a_message_from_the_ticket_page_redirects_back_to_the_page(api, lambda_context):
     created = open_ticket(api, lambda_context)
 
