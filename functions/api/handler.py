@@ -123,8 +123,8 @@ def _no_route(_: Exception) -> Response:
 
 @app.get("/", include_in_schema=False)
 def support_form():
-    # no-store: a page the browser kept (back button) would post its used submission key again
-    return _html(200, pages.support_form(_base_url()), headers={"Cache-Control": "no-store"})
+    # no-store (every response): a form the browser kept would post its used submission key again
+    return _html(200, pages.support_form(_base_url()))
 
 
 def _open(request: NewTicketRequest) -> dict:
@@ -230,6 +230,19 @@ def handler(event: dict, context) -> dict:
     idempotency.register_lambda_context(context)
     if len((event.get("body") or "").encode()) > MAX_BODY_BYTES:  # before any parsing
         body = ErrorBody(error="payload_too_large", message=f"The request body is over {MAX_BODY_BYTES // 1024} KB.")
-        return {"statusCode": 413, "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": body.model_dump_json()}
-    return app.resolve(event, context)
+        response = {"statusCode": 413, "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                    "body": body.model_dump_json()}
+    else:
+        response = app.resolve(event, context)
+    return _secured(response)
+
+
+def _secured(response: dict) -> dict:
+    """Every response, routed or not, carries the security headers (``pages.SECURITY_HEADERS``)."""
+    if "multiValueHeaders" in response:
+        for name, value in pages.SECURITY_HEADERS.items():
+            response["multiValueHeaders"].setdefault(name, [value])
+    else:
+        response.setdefault("headers", {}).update(
+            {k: v for k, v in pages.SECURITY_HEADERS.items() if k not in response["headers"]})
+    return response

@@ -5,6 +5,8 @@ Every value a customer typed is escaped here, where it is shown; it is stored as
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from html import escape
 from urllib.parse import quote
@@ -29,6 +31,19 @@ def _when(iso: str | None) -> str:
     if not iso:
         return ""
     return f'<time datetime="{escape(iso)}">{escape(clock.human(clock.from_iso(iso), load_policy().time_zone))}</time>'
+
+
+# Every response's policy: nothing loads but our own inline style, forms post only to us, no site may
+# frame the pages, and no Referer (the private link carries the token) leaves them.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+SECURITY_HEADERS = {
+    "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Cache-Control": "no-store",  # tokens and private tickets: never in a shared or back-button cache
+}
 
 
 def _page(title: str, body: str) -> str:
@@ -135,7 +150,7 @@ def error_page(status: int, message: str, details: list) -> str:
                     for d in details if isinstance(d, dict))
     return _page("Something is not right", f"""
 <h1>{'We could not find that request' if status == 404 else 'Please check your request'}</h1>
-<p class="error">{escape(message)}</p><ul>{items}</ul><p><a href="javascript:history.back()">Go back</a></p>""")
+<p class="error">{escape(message)}</p><ul>{items}</ul><p>Use your browser's back button to correct it.</p>""")
 
 
 def survey_page(view: dict, token: str, base: str, *, thanks: bool = False) -> str:

@@ -97,6 +97,16 @@ def test_a_double_click_and_a_reload_of_the_confirmation_open_one_ticket(page, l
     assert [t["ticket_id"] for t in json.loads(body) if t["customer_email"] == "impatient@example.com"] == [reference]
 
 
+def test_the_content_security_policy_lets_the_pages_style_apply_and_blocks_nothing_of_ours(page, local_stack):
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+
+    page.goto(local_stack.api_url)
+
+    assert page.evaluate("getComputedStyle(document.body).maxWidth") == "672px"  # 42rem: our style applied
+    assert violations == []
+
+
 def test_a_wrong_token_shows_a_not_found_page(page, local_stack):
     # Given a ticket
     status, _, body = http("POST", local_stack.api_url + "tickets", json_body={

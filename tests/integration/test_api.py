@@ -221,6 +221,24 @@ def test_the_ticket_page_shows_only_the_promises_that_still_matter(api, lambda_c
     assert 'data-status="resolved">Resolved<' in resolved and 'id="resolution-due"' not in resolved
 
 
+@pytest.mark.parametrize("name, body, headers", [
+    ("get_form", None, None),
+    ("post_ticket_json", None, None),  # carries the access token
+    ("post_ticket_form", None, None),
+    ("get_ticket", None, None),  # a wrong token: the 404
+    ("post_ticket_json", "{not json", None),
+    ("post_ticket_json", "x" * (65 * 1024), None),  # the 413, answered before routing
+])
+def test_every_response_forbids_caching_framing_sniffing_and_referrers(api, lambda_context, name, body, headers):
+    status, got, _ = call(api, lambda_context, name, body=body, headers=headers)
+
+    assert status < 500
+    assert got["Cache-Control"] == "no-store" and got["Referrer-Policy"] == "no-referrer"
+    assert got["X-Content-Type-Options"] == "nosniff" and got["Strict-Transport-Security"].startswith("max-age=")
+    policy = dict(part.strip().split(" ", 1) for part in got["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'" and policy["form-action"] == "'self'"
+
+
 def test_a_message_from_the_ticket_page_redirects_back_to_the_page(api, lambda_context):
     created = open_ticket(api, lambda_context)
 
