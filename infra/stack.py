@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from infra.constructs import PythonFunctions
@@ -27,6 +28,9 @@ class Config:
     # teamAlertEmails: {department | "management" | "*": [address, ...]} (or a list: every alert)
     team_alert_emails: tuple[tuple[str, tuple[str, ...]], ...] = ()
     team_alert_webhook: str | None = None  # teamAlertWebhook: an https:// endpoint for every team alert
+    # hostedZoneId and hostedZoneName: the Route 53 public zone that holds supportDomain; CDK then adds
+    # the SES identity (DKIM) and the MX record. Unset: publish them by hand (README).
+    hosted_zone: tuple[str, str] | None = None
 
     @classmethod
     def from_context(cls, scope: Construct) -> Config:
@@ -46,7 +50,20 @@ class Config:
             retain_data=str(get("retainData")).lower() != "false",  # -c passes strings
             team_alert_emails=parse_team_alert_emails(get("teamAlertEmails")),
             team_alert_webhook=parse_team_alert_webhook(get("teamAlertWebhook")),
+            hosted_zone=_hosted_zone(get("hostedZoneId"), get("hostedZoneName"), get("supportDomain")),
         )
+
+
+def _hosted_zone(zone_id: str, zone_name: str, domain: str) -> tuple[str, str] | None:
+    """Both or neither; and the zone must hold the support domain (its apex or a parent)."""
+    if not zone_id and not zone_name:
+        return None
+    if not (zone_id and zone_name):
+        raise ValueError("set both hostedZoneId and hostedZoneName (the zone that holds supportDomain), or neither")
+    name = zone_name.rstrip(".").lower()
+    if domain.lower() != name and not domain.lower().endswith("." + name):
+        raise ValueError(f"hostedZoneName {zone_name!r} does not hold supportDomain {domain!r}")
+    return zone_id, name
 
 
 class HelpdeskStack(cdk.Stack):
@@ -65,8 +82,13 @@ class HelpdeskStack(cdk.Stack):
             public_base_url=config.public_base_url,
             log_removal_policy=logs,
         )
+        zone = None
+        if config.hosted_zone:
+            zone_id, zone_name = config.hosted_zone
+            zone = route53.PublicHostedZone.from_hosted_zone_attributes(
+                self, "SupportZone", hosted_zone_id=zone_id, zone_name=zone_name)
         self.email = Email(self, "Email", functions=self.functions, storage=self.storage,
-                           support_domain=config.support_domain, retain_data=config.retain_data)
+                           support_domain=config.support_domain, retain_data=config.retain_data, hosted_zone=zone)
         self.escalation = Escalation(self, "Escalation", storage=self.storage, log_removal_policy=logs)
         for function in (self.api.function, self.email.function):  # they open, resume and resolve tickets
             self.escalation.drive(function)

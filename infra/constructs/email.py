@@ -12,8 +12,12 @@ mail bucket and hands it to the intake function, which makes it a ticket (``help
   idempotency tables, and reads the token key (reply tokens). Asynchronous invocations are retried
   twice over up to six hours, then go to a queue (kept 14 days): no message is lost to an outage.
 
+- With the domain's Route 53 hosted zone (``hostedZoneId``): the SES identity for the support domain
+  (easy DKIM, so our mail is signed), its three DKIM ``CNAME`` records and the ``MX`` record that
+  sends the domain's mail to SES in this region. Without it, the README gives the records to publish.
+
 CloudFormation cannot make a rule set the account's *active* one (one per account and region, shared
-by every stack): the README gives the one command, with the domain's MX record and SES identity.
+by every stack), and doing so would replace another stack's: the README gives the one command.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sqs as sqs
@@ -54,6 +59,7 @@ class Email(Construct):
         storage: Storage,
         support_domain: str,
         retain_data: bool,
+        hosted_zone: route53.IHostedZone | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -178,6 +184,7 @@ class Email(Construct):
         )
         self.rule.node.add_dependency(permission)
         self.rule.node.add_dependency(self.bucket.policy)  # SES writes a test object when the rule is created
+        self.identity = self._domain_records(support_domain.strip().lower(), hosted_zone) if hosted_zone else None
 
         for name, value, description in (
             ("ReceiptRuleSetName", self.rule_set.ref,
@@ -188,3 +195,13 @@ class Email(Construct):
         ):
             output = cdk.CfnOutput(self, name, value=value, description=description)
             output.override_logical_id(name)  # stable output names for scripts and the README
+
+    def _domain_records(self, domain: str, zone: route53.IHostedZone) -> ses.EmailIdentity:
+        """The support domain's SES identity, DKIM records and MX record, in the zone that holds it."""
+        identity = ses.EmailIdentity(self, "Identity", identity=ses.Identity.domain(domain))
+        for n, record in enumerate(identity.dkim_records):
+            # The token is the full host name: the trailing dot keeps CDK from appending the zone's name.
+            route53.CnameRecord(self, f"Dkim{n}", zone=zone, record_name=f"{record.name}.", domain_name=record.value)
+        route53.MxRecord(self, "Mx", zone=zone, record_name=f"{domain}.", values=[route53.MxRecordValue(
+            host_name=f"inbound-smtp.{cdk.Aws.REGION}.amazonaws.com", priority=10)])
+        return identity

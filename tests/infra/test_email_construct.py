@@ -180,3 +180,33 @@ def test_mail_outlives_the_stack_unless_told_otherwise(app):
     resources = Template.from_stack(stack).to_json()["Resources"]
     assert resources[stack.resolve(stack.get_logical_id(kept.bucket.node.default_child))]["DeletionPolicy"] == "Retain"
     assert not any(r["Type"] == "Custom::S3AutoDeleteObjects" for r in resources.values())
+
+
+def test_without_a_hosted_zone_the_domain_records_are_left_to_the_readme(app):
+    assert not [r for r in app.resources.values() if r["Type"] in ("AWS::SES::EmailIdentity", "AWS::Route53::RecordSet")]
+
+
+def test_with_its_hosted_zone_the_domain_gets_its_ses_identity_dkim_and_mx_records(tmp_path):
+    zoned = Synthesized(tmp_path, supportDomain="Help.Example.com", hostedZoneId="Z0123456789EXAMPLE",
+                        hostedZoneName="example.com.")
+
+    identity_id, identity = one(zoned, "AWS::SES::EmailIdentity")
+    records = [r["Properties"] for r in zoned.resources.values() if r["Type"] == "AWS::Route53::RecordSet"]
+    cnames = [r for r in records if r["Type"] == "CNAME"]
+    [mx] = [r for r in records if r["Type"] == "MX"]
+
+    assert identity["Properties"]["EmailIdentity"] == "help.example.com"
+    assert len(cnames) == 3 and all(r["HostedZoneId"] == "Z0123456789EXAMPLE" for r in records)
+    assert [r["Name"] for r in cnames] == [  # the identity's own DKIM host names, as they are
+        {"Fn::Join": ["", [{"Fn::GetAtt": [identity_id, f"DkimDNSTokenName{n}"]}, "."]]} for n in (1, 2, 3)]
+    assert [r["ResourceRecords"] for r in cnames] == [
+        [{"Fn::GetAtt": [identity_id, f"DkimDNSTokenValue{n}"]}] for n in (1, 2, 3)]
+    assert mx["Name"] == "help.example.com."
+    assert mx["ResourceRecords"] == [{"Fn::Join": ["", ["10 inbound-smtp.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}]
+
+
+@pytest.mark.parametrize("zone", [{"hostedZoneId": "Z0123456789EXAMPLE"},
+                                  {"hostedZoneId": "Z0123456789EXAMPLE", "hostedZoneName": "example.org"}])
+def test_a_hosted_zone_must_be_named_and_hold_the_support_domain(tmp_path, zone):
+    with pytest.raises(ValueError, match="hostedZone"):
+        Synthesized(tmp_path, supportDomain="help.example.com", **zone)
