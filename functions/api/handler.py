@@ -131,7 +131,7 @@ def _open(request: NewTicketRequest) -> dict:
     opened = tickets.open_ticket(tickets.NewTicket(
         channel="web", customer_email=str(request.email), customer_name=request.name,
         customer_phone=request.phone, subject=request.subject, description=request.description,
-        category=request.category))
+        category=request.category, customer_time_zone=request.time_zone))
     metrics.add_metric(name="TicketsOpened", unit=MetricUnit.Count, value=1)
     ticket = opened.ticket
     logger.info("ticket opened", extra={"ticket_id": ticket.ticket_id, "priority": ticket.priority})
@@ -168,7 +168,7 @@ def open_ticket(request: Annotated[NewTicketRequest, Body()],
     base = _base_url()
     created["links"] = {"self": base + pages.ticket_link(created["id"], created["access_token"])}
     if _wants_html():
-        return _html(201, pages.confirmation(created, base))
+        return _html(201, pages.confirmation(created, base, request.time_zone))
     return Response(201, content_types.APPLICATION_JSON, TicketCreated(**created).model_dump(),
                     headers={"Location": created["links"]["self"]})
 

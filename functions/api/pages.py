@@ -26,18 +26,28 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-we
 """
 
 
-def _when(iso: str | None) -> str:
-    """A time as the team reads it, machine-readable in ``datetime``."""
+def _when(iso: str | None, zone: str | None = None) -> str:
+    """A time in the customer's zone (the team's when unknown), machine-readable in ``datetime``."""
     if not iso:
         return ""
-    return f'<time datetime="{escape(iso)}">{escape(clock.human(clock.from_iso(iso), load_policy().time_zone))}</time>'
+    shown = clock.human(clock.from_iso(iso), zone or load_policy().time_zone)
+    return f'<time datetime="{escape(iso)}">{escape(shown)}</time>'
 
 
-# Every response's policy: nothing loads but our own inline style, forms post only to us, no site may
-# frame the pages, and no Referer (the private link carries the token) leaves them.
-_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+# The form's one script tells us the customer's time zone, so their pages and emails use it.
+_ZONE_SCRIPT = ('document.getElementById("time_zone").value='
+                'Intl.DateTimeFormat().resolvedOptions().timeZone||"";')
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+# Every response's policy: nothing runs or loads but our own style and script (by their hashes), forms
+# post only to us, no site may frame the pages, and no Referer (the private link carries the token) leaves.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
+    "Content-Security-Policy": f"default-src 'none'; style-src {_sha256(_STYLE)}; script-src {_sha256(_ZONE_SCRIPT)}; "
+                               "form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
@@ -62,6 +72,7 @@ def support_form(base: str) -> str:
 <h1>Contact support</h1>
 <form method="post" action="{escape(base)}tickets" id="support-form">
   <input type="hidden" name="idempotency_key" value="{secrets.token_urlsafe(16)}" autocomplete="off">
+  <input type="hidden" name="time_zone" id="time_zone" value="">
   <label for="name">Your name</label><input id="name" name="name" maxlength="200" autocomplete="name">
   <label for="email">Email</label><input id="email" name="email" type="email" required autocomplete="email">
   <label for="category">Topic</label><select id="category" name="category">{options}</select>
@@ -69,7 +80,8 @@ def support_form(base: str) -> str:
   <label for="description">How can we help?</label>
   <textarea id="description" name="description" required maxlength="{DESCRIPTION_MAX}"></textarea>
   <button type="submit">Send request</button>
-</form>""")
+</form>
+<script>{_ZONE_SCRIPT}</script>""")
 
 
 def ticket_link(ticket_id: str, token: str) -> str:
@@ -77,12 +89,12 @@ def ticket_link(ticket_id: str, token: str) -> str:
     return f"tickets/{quote(ticket_id)}?token={quote(token)}"
 
 
-def confirmation(created: dict, base: str) -> str:
+def confirmation(created: dict, base: str, zone: str | None = None) -> str:
     link = base + ticket_link(created["id"], created["access_token"])
     return _page(f"Request {created['id']} received", f"""
 <h1>Thank you, we have your request</h1>
 <p>Your reference is <strong class="ref" id="reference">{escape(created['id'])}</strong>.</p>
-<p>We will reply by {_when(created['first_response_due_at'])}.</p>
+<p>We will reply by {_when(created['first_response_due_at'], zone)}.</p>
 <p><a id="private-link" href="{escape(link)}">Follow your request</a>. This link is private:
 anyone who has it can read the request, so keep it to yourself.</p>""")
 
@@ -111,20 +123,21 @@ _STATUS_WORDS = {
 
 def _clock_rows(view: dict) -> str:
     """The promises that still matter: a first reply not given yet, a resolution not reached yet."""
+    zone = view["time_zone"]
     if view["first_responded_at"]:
-        rows = f'<dt>First reply</dt><dd id="first-response">{_when(view["first_responded_at"])}</dd>'
+        rows = f'<dt>First reply</dt><dd id="first-response">{_when(view["first_responded_at"], zone)}</dd>'
     else:
-        rows = f'<dt>First reply due</dt><dd id="first-response-due">{_when(view["first_response_due_at"])}</dd>'
+        rows = f'<dt>First reply due</dt><dd id="first-response-due">{_when(view["first_response_due_at"], zone)}</dd>'
     if view["status"] == "pending_customer":
         rows += '<dt>Resolution due</dt><dd id="resolution-due">on hold until you reply</dd>'
     elif view["status"] not in ("resolved", "closed"):
-        rows += f'<dt>Resolution due</dt><dd id="resolution-due">{_when(view["resolution_due_at"])}</dd>'
+        rows += f'<dt>Resolution due</dt><dd id="resolution-due">{_when(view["resolution_due_at"], zone)}</dd>'
     return rows
 
 
 def ticket_page(view: dict, token: str, base: str) -> str:
     entries = "".join(
-        f'<li><div class="meta">{_when(e["at"])} &middot; '
+        f'<li><div class="meta">{_when(e["at"], view["time_zone"])} &middot; '
         f'{escape(_ENTRY_TITLES.get((e["type"], e["actor"]), e["type"].replace("_", " ")))}</div>'
         f'<div class="body">{escape(e["body"] or "")}</div></li>'
         for e in view["timeline"]

@@ -19,6 +19,19 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _time_zone(value: str | None) -> str | None:
+    """An IANA zone name, or None (empty: the form's script did not run)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not value:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone, e.g. Europe/Berlin") from None
+    return value
+
+
 def _single_line(value: str) -> str:
     if _LINE_BREAK.search(value):
         raise ValueError("must be a single line")
@@ -50,6 +63,8 @@ class NewTicketRequest(_Request):
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
     category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
+    time_zone: Annotated[str | None, AfterValidator(_time_zone)] = Field(None, max_length=64, description=(
+        "The customer's IANA time zone (the form's script fills it in): the times they are shown use it"))
     idempotency_key: str | None = Field(None, max_length=255, exclude=True, description=(
         "The Idempotency-Key of a client that cannot send headers (the HTML form's hidden field)"))
 
@@ -99,6 +114,7 @@ class TicketView(BaseModel):
     first_response_due_at: str
     resolution_due_at: str
     first_responded_at: str | None = None
+    time_zone: str | None = Field(None, description="The customer's time zone, if they gave one (else the team's is used)")
     timeline: list[TimelineEntry]
 
 

@@ -113,6 +113,7 @@ class Ticket(Model):
     customer_name = UnicodeAttribute(null=True)
     customer_phone = UnicodeAttribute(null=True)
     customer_tier = UnicodeAttribute(default="standard")  # standard | vip
+    customer_time_zone = UnicodeAttribute(null=True)  # IANA zone the customer's browser gave: their times use it
     subject = UnicodeAttribute()
     description = UnicodeAttribute()
     category = UnicodeAttribute()

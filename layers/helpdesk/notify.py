@@ -266,7 +266,8 @@ def outgoing(event: TicketEvent, ticket: Ticket, *, topics: dict[str, str], time
     out = []
     for route in routes(event):
         if route == CUSTOMER:
-            update = customer_update(event, ticket, time_zone=time_zone, link=link, reply_token=reply_token)
+            update = customer_update(event, ticket, time_zone=ticket.customer_time_zone or time_zone, link=link,
+                                     reply_token=reply_token)
             request = customer_request(update, topics[CUSTOMER])
         else:
             request = team_request(team_alert(event, ticket, time_zone=time_zone), topics[TEAM])

@@ -42,6 +42,7 @@ class NewTicket:
     category: str = "general"
     customer_name: str | None = None
     customer_phone: str | None = None
+    customer_time_zone: str | None = None  # IANA; the customer's pages and messages show times in it
     # The email channel (helpdesk.intake): the customer's Message-ID (the acknowledgement answers
     # it), the older ticket this one follows up, the files that came with the email.
     source_message_id: str | None = None
@@ -121,7 +122,8 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
             ticket_pk(ticket_id), ticket_id=ticket_id, token_hash=ids.hash_token(token),
             channel=request.channel, customer_email=request.customer_email.strip().lower(),
             customer_name=request.customer_name or None, customer_phone=request.customer_phone or None,
-            customer_tier=tier_of_customer, subject=request.subject, description=request.description,
+            customer_tier=tier_of_customer, customer_time_zone=request.customer_time_zone or None,
+            subject=request.subject, description=request.description,
             category=request.category, priority=route.priority, department=route.department,
             tier=route.tier, status="new", created_at=now, updated_at=now,
             opened_shard=opened_shard(ticket_id, now),
@@ -332,6 +334,7 @@ def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
         "first_response_due_at": clock.to_iso(ticket.first_response_due_at),
         "resolution_due_at": clock.to_iso(ticket.resolution_due_at),
         "first_responded_at": clock.to_iso(ticket.first_responded_at) if ticket.first_responded_at else None,
+        "time_zone": ticket.customer_time_zone,  # None: the team's
         "timeline": [
             {"type": e.type, "at": clock.to_iso(e.at), "actor": e.actor.split(":")[0], "body": e.body}
             for e in events if e.public

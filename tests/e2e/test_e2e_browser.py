@@ -107,6 +107,26 @@ def test_the_content_security_policy_lets_the_pages_style_apply_and_blocks_nothi
     assert violations == []
 
 
+def test_a_customer_in_another_time_zone_reads_our_promises_in_theirs(browser, local_stack):
+    # Given a customer whose browser is in New York (the team works in Berlin)
+    context = browser.new_context(timezone_id="America/New_York")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+
+    # When they send the form
+    page.goto(local_stack.api_url)
+    page.fill("[name=email]", "ny@example.com")
+    page.fill("[name=subject]", "Login")
+    page.fill("[name=description]", "I cannot log in.")
+    page.locator("form:has([name=description]) [type=submit]").click()
+
+    # Then the confirmation and their ticket page show New York times
+    assert re.search(r"\d\d:\d\d E[SD]T", page.locator("p:has(time)").inner_text())
+    page.locator("#private-link").click()
+    assert re.search(r"E[SD]T$", page.locator("#first-response-due time").inner_text())
+    context.close()
+
+
 def test_a_wrong_token_shows_a_not_found_page(page, local_stack):
     # Given a ticket
     status, _, body = http("POST", local_stack.api_url + "tickets", json_body={

@@ -54,6 +54,24 @@ def test_a_new_ticket_tells_its_customer_it_was_received(publisher, notification
     assert notifications.billing.drain() == [] and notifications.management.drain() == []
 
 
+def test_the_customer_reads_times_in_their_own_zone_and_the_team_in_its_own(publisher, notifications, lambda_context):
+    from helpdesk import messages
+    from helpdesk.config import load_policy
+
+    ticket = open_ticket(customer_time_zone="America/New_York").ticket
+    with clock.frozen(TUESDAY.replace(hour=11)):
+        tickets.escalate(ticket.ticket_id, "dana", "Refund needs a senior's approval.")
+
+    publisher.handler(notifications.stream.read(), lambda_context)
+
+    updates = [json.loads(m["body"]) for m in notifications.customer.drain()]
+    [alert] = [json.loads(m["body"])["alert"] for m in notifications.billing.drain()]
+    assert {u["time_zone"] for u in updates} == {"America/New_York"}
+    assert alert["time_zone"] == load_policy().time_zone
+    email = messages.customer_email(messages.CustomerUpdate.from_dict(updates[0]))
+    assert "06:00 EST" in email.text  # 11:00 UTC, the first-response deadline
+
+
 def test_an_escalation_alerts_the_team_and_tells_the_customer(publisher, notifications, lambda_context):
     ticket = open_ticket().ticket
     with clock.frozen(TUESDAY.replace(hour=11)):  # the first response was due at 11:00
