@@ -31,6 +31,7 @@ class Config:
     # hostedZoneId and hostedZoneName: the Route 53 public zone that holds supportDomain; CDK then adds
     # the SES identity (DKIM) and the MX record. Unset: publish them by hand (README).
     hosted_zone: tuple[str, str] | None = None
+    waf_rate_limit: int | None = None  # wafRateLimit: requests per client IP per 5 minutes (WAF, opt-in)
 
     @classmethod
     def from_context(cls, scope: Construct) -> Config:
@@ -51,6 +52,7 @@ class Config:
             team_alert_emails=parse_team_alert_emails(get("teamAlertEmails")),
             team_alert_webhook=parse_team_alert_webhook(get("teamAlertWebhook")),
             hosted_zone=_hosted_zone(get("hostedZoneId"), get("hostedZoneName"), get("supportDomain")),
+            waf_rate_limit=int(get("wafRateLimit") or 0) or None,
         )
 
 
@@ -81,6 +83,7 @@ class HelpdeskStack(cdk.Stack):
             allowed_origins=config.allowed_origins,
             public_base_url=config.public_base_url,
             log_removal_policy=logs,
+            waf_rate_limit=config.waf_rate_limit,
         )
         zone = None
         if config.hosted_zone:

@@ -2,6 +2,11 @@
 
 API Gateway contributes what it is good at: throttling per stage, JSON access logs, execution-error
 logs (never request bodies), X-Ray tracing and, when origins are configured, CORS preflight.
+
+With ``wafRateLimit`` (context) a WAF web ACL guards the stage: requests per client IP per five
+minutes above the limit get a JSON ``429 rate_limited`` (stage throttling is shared by everyone: one
+abuser could use it all), plus AWS's IP reputation list and known-bad-inputs rules. WAF has a monthly
+price (a web ACL and its rules), so it is opt-in.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from functions.api.schemas import ErrorBody  # the one error shape, also for what WAF answers
 from helpdesk.settings import Env
 from infra.constructs import LOG_RETENTION, PythonFunctions
 from infra.constructs.storage import Storage
@@ -33,6 +40,7 @@ class Api(Construct):
         allowed_origins: Sequence[str],
         public_base_url: str | None,
         log_removal_policy: cdk.RemovalPolicy,
+        waf_rate_limit: int | None = None,
     ) -> None:
         super().__init__(scope, id)
         environment = {
@@ -101,11 +109,59 @@ class Api(Construct):
                 "itself.",
             },
         )
-        acknowledge(
-            self.rest_api.deployment_stage,
-            {
-                "AwsSolutions-APIG3": "WAF is the documented next step (AWS managed common rules plus a "
-                "rate-based rule); until then stage throttling caps request rates and the function validates "
-                "all input.",
-            },
+        if waf_rate_limit:
+            self.web_acl = self._web_acl(waf_rate_limit)
+        else:
+            self.web_acl = None
+            acknowledge(
+                self.rest_api.deployment_stage,
+                {
+                    "AwsSolutions-APIG3": "WAF is opt-in (-c wafRateLimit=<requests per IP per 5 minutes>: a "
+                    "rate-based rule plus AWS's IP reputation and known-bad-inputs rules) because a web ACL "
+                    "has a monthly price; without it stage throttling caps request rates and the function "
+                    "validates all input.",
+                },
+            )
+
+    def _web_acl(self, limit: int) -> wafv2.CfnWebACL:
+        """The stage's web ACL: a per-IP rate limit answered in the API's error shape, and two AWS lists."""
+        if not 10 <= limit <= 2_000_000_000:
+            raise ValueError("wafRateLimit must be a number of requests per IP per 5 minutes, at least 10")
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=f"helpdesk-{name}", sampled_requests_enabled=True)
+
+        def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(managed_rule_group_statement=(
+                    wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(vendor_name="AWS", name=name))),
+                visibility_config=visibility(name))
+
+        rate_limited = ErrorBody(error="rate_limited", message="Too many requests from your address; "
+                                 "please try again in a few minutes.").model_dump_json()
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility("api"),
+            custom_response_bodies={"rate-limited": wafv2.CfnWebACL.CustomResponseBodyProperty(
+                content_type="APPLICATION_JSON", content=rate_limited)},
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="per-ip-rate", priority=0,
+                    statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=(
+                        wafv2.CfnWebACL.RateBasedStatementProperty(limit=limit, aggregate_key_type="IP"))),
+                    action=wafv2.CfnWebACL.RuleActionProperty(block=wafv2.CfnWebACL.BlockActionProperty(
+                        custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                            response_code=429, custom_response_body_key="rate-limited"))),
+                    visibility_config=visibility("per-ip-rate")),
+                managed("AWSManagedRulesAmazonIpReputationList", 1),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+            ],
         )
+        wafv2.CfnWebACLAssociation(self, "WebAclAssociation", web_acl_arn=acl.attr_arn,
+                                   resource_arn=self.rest_api.deployment_stage.stage_arn)
+        return acl

@@ -41,4 +41,5 @@ def configured(tmp_path_factory) -> Synthesized:
         publicBaseUrl="https://help.example.com",
         allowedOrigins="https://www.example.com,https://shop.example.com",
         retainData="false",
+        wafRateLimit="300",
     )

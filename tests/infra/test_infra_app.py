@@ -15,6 +15,7 @@ from helpdesk.models import table_schema
 from helpdesk.settings import Env
 from infra.bundling import LocalPythonBundling
 from infra.nag import PACK
+from tests.infra.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES = {name.value for name in Env}
@@ -192,6 +193,28 @@ def test_api_stage_throttles_traces_and_logs_without_bodies(synth):
     assert synth.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
 
 
+def test_waf_guards_the_stage_only_when_asked_and_answers_429_in_the_api_error_shape(synth, configured):
+    assert of_type(synth, "AWS::WAFv2::WebACL") == {}
+
+    ((acl_id, acl),) = of_type(configured, "AWS::WAFv2::WebACL").items()
+    ((_, association),) = of_type(configured, "AWS::WAFv2::WebACLAssociation").items()
+    ((stage_id, _),) = of_type(configured, "AWS::ApiGateway::Stage").items()
+    properties = acl["Properties"]
+    rate = next(r for r in properties["Rules"] if "RateBasedStatement" in r["Statement"])
+    assert rate["Statement"]["RateBasedStatement"] == {"AggregateKeyType": "IP", "Limit": 300}  # -c wafRateLimit=300
+    response = rate["Action"]["Block"]["CustomResponse"]
+    body = json.loads(properties["CustomResponseBodies"][response["CustomResponseBodyKey"]]["Content"])
+    assert response["ResponseCode"] == 429 and body["error"] == "rate_limited" and body["details"] == []
+    assert properties["DefaultAction"] == {"Allow": {}} and properties["Scope"] == "REGIONAL"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert {"Ref": stage_id} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
+
+
+def test_a_waf_rate_limit_below_wafs_minimum_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="wafRateLimit"):
+        Synthesized(tmp_path, wafRateLimit="5")
+
+
 def test_cors_preflight_only_for_configured_origins(synth, configured):
     def options_methods(s) -> list:
         methods = of_type(s, "AWS::ApiGateway::Method").values()
@@ -221,9 +244,11 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(
     assert all(len(s["reason"]) > 40 for s in nag["suppressedViolations"])
 
 
-def test_cfn_lint_passes(synth):
+@pytest.mark.parametrize("app", ["synth", "configured"])
+def test_cfn_lint_passes(app, request):
     matches = lint(
-        json.dumps(synth.template.to_json()), config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"])
+        json.dumps(request.getfixturevalue(app).template.to_json()),
+        config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]),
     )
     assert [str(m) for m in matches] == []
 
