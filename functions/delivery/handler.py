@@ -44,4 +44,5 @@ def handler(event: SNSEvent, context) -> None:
         logger.append_keys(ticket_id=update.ticket_id, event_id=update.event_id, event_type=update.event_type)
         logger.info("email sent", extra=email_once(message={"key": f"{update.ticket_id}:{update.event_id}:email", "update": update.to_dict()}))
         if notify.sms_number(update):
-            logger.info("sms sent", extra=sms_once(message={"key": f"{update.ticket_id}:{update.event_id}:sms", "update": update.to_dict()}))
+            sent = sms_once(message={"key": f"{update.ticket_id}:{update.event_id}:sms", "update": update.to_dict()})
+            logger.info("sms sent" if sent["sms_message_id"] else "sms not sent: the customer opted out", extra=sent)

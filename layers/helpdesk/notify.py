@@ -391,9 +391,14 @@ def send_email(raw: bytes, to: str) -> str:
     return response["MessageId"]
 
 
-def send_sms(phone: str, text: str) -> str:
-    """Text one phone number through SNS (transactional SMS); the SNS message id."""
+def send_sms(phone: str, text: str) -> str | None:
+    """Text one phone number through SNS (transactional SMS); the SNS message id, or None when the
+    customer has opted out (they replied STOP: their choice, not a failure to retry or alarm on)."""
+    client = _client("sns")
     with _refusals("sms"):
-        response = _client("sns").publish(PhoneNumber=phone, Message=text, MessageAttributes={
-            "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}})
+        try:
+            response = client.publish(PhoneNumber=phone, Message=text, MessageAttributes={
+                "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}})
+        except client.exceptions.OptedOutException:
+            return None
     return response["MessageId"]

@@ -87,6 +87,26 @@ def test_a_customer_with_a_phone_number_also_gets_a_short_text(delivery, notific
     assert len(notifications.sent_emails()) == 1
 
 
+def test_a_customer_who_opted_out_of_texts_still_gets_the_email_and_nothing_fails(delivery, notifications,
+                                                                                 lambda_context, monkeypatch):
+    from botocore.stub import Stubber
+
+    open_ticket(phone="+4915112345678")
+    [created] = published(notifications, lambda_context)
+    real = notify._client
+    sns = real("sns")
+    stubber = Stubber(sns)  # SNS's answer for a number that replied STOP (moto cannot give it)
+    stubber.add_client_error("publish", service_error_code="OptedOut", http_status_code=400)
+    monkeypatch.setattr(notify, "_client", lambda service: sns if service == "sns" else real(service))
+
+    with stubber:
+        delivery.handler(sns_event(created), lambda_context)
+        delivery.handler(sns_event(created), lambda_context)  # redelivered: the answer was recorded
+
+    stubber.assert_no_pending_responses()
+    assert len(notifications.sent_emails()) == 1 and notifications.sent_sms() == []
+
+
 def test_a_redelivered_notification_is_sent_once(delivery, notifications, lambda_context):
     event = sample_event("sns/escalated.json")
 
