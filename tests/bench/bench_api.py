@@ -56,6 +56,8 @@ def warm_intake() -> list[tuple[str, float, str]]:
             import boto3
 
             from functions.api import handler
+            from helpdesk import clock
+            from helpdesk.models import due_shard, opened_shard
 
             context, event = FakeLambdaContext(), sample_event("api/post_ticket_json.json")
             ddb = boto3.client("dynamodb")
@@ -71,10 +73,16 @@ def warm_intake() -> list[tuple[str, float, str]]:
 
             def bare(key: str | None):
                 """What intake must write: ticket + created event in one transaction (+ the idempotency record)."""
-                item = {"pk": {"S": f"TICKET#{uuid.uuid4().hex[:9]}"}, "sk": {"S": "TICKET"}, "body": {"S": event["body"]}}
+                ticket_id, now = f"HD-{uuid.uuid4().hex[:6].upper()}", clock.now()
+                indexed = {  # the ticket's entries in the due, customer and opened indexes
+                    "due_shard": {"S": due_shard(ticket_id)}, "next_due_at": {"S": clock.to_iso(now)},
+                    "customer_email": {"S": "ann@example.com"}, "created_at": {"S": clock.to_iso(now)},
+                    "opened_shard": {"S": opened_shard(ticket_id, now)}}
+                created = {"pk": {"S": f"TICKET#{ticket_id}"}, "sk": {"S": "EVENT#x"}, "body": {"S": event["body"]}}
                 ddb.transact_write_items(TransactItems=[
-                    {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": table, "Item": item | {"sk": {"S": "EVENT#x"}}}},
+                    {"Put": {"TableName": table, "Item": created | {"sk": {"S": "TICKET"}, **indexed},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": table, "Item": created}},
                 ])
                 if key:
                     ddb.put_item(TableName=idempotency_table, Item={"id": {"S": key}, "status": {"S": "INPROGRESS"}},
