@@ -145,6 +145,7 @@ def test_a_message_with_a_wrong_token_is_not_accepted(api, lambda_context):
         ({"email": "a@example.com", "subject": "Hi", "description": "x", "category": "sales"}, "application/json", 422, "validation_failed", ["category"]),
         ({"email": "a@example.com", "subject": "Hi", "description": "x", "admin": True}, "application/json", 422, "validation_failed", ["admin"]),
         ("[1, 2]", "application/json", 422, "validation_failed", ["body"]),
+        ({"email": "a@example.com", "subject": "Hi", "description": "x", "time_zone": "Mars/Olympus"}, "application/json", 422, "validation_failed", ["time_zone"]),
         ({"email": "a@example.com", "subject": "Hi", "description": "x" * 70_000}, "application/json", 413, "payload_too_large", []),
     ],
 )
