@@ -8,6 +8,7 @@ transaction. CDK, the local stack and the tests all build the table from :func:`
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 from pynamodb.attributes import (
@@ -47,17 +48,38 @@ def ticket_pk(ticket_id: str) -> str:
     return f"TICKET#{ticket_id}"
 
 
+def _shard_of(ticket_id: str, shards: int) -> int:
+    """A ticket's shard: stable, and spread evenly over ``shards``."""
+    return zlib.crc32(ticket_id.encode()) % shards
+
+
 def due_shard(ticket_id: str) -> str:
-    return f"DUE#{zlib.crc32(ticket_id.encode()) % DUE_SHARDS}"
+    """The ticket's partition in the due index."""
+    return due_partition(_shard_of(ticket_id, DUE_SHARDS))
+
+
+def due_partition(shard: int) -> str:
+    return f"DUE#{shard}"
 
 
 def opened_shard(ticket_id: str, created_at: datetime) -> str:
     """The ticket's partition in the opened index: its UTC day, spread over ``OPENED_SHARDS``."""
-    return opened_partition(created_at.astimezone(UTC).date(), zlib.crc32(ticket_id.encode()) % OPENED_SHARDS)
+    return opened_partition(created_at.astimezone(UTC).date(), _shard_of(ticket_id, OPENED_SHARDS))
 
 
 def opened_partition(day: date, shard: int) -> str:
     return f"OPENED#{day.isoformat()}#{shard}"
+
+
+def query_pages(client, request: dict) -> Iterator[dict]:
+    """Every page of one DynamoDB Query (a low-level ``client``), following ``LastEvaluatedKey``."""
+    request = dict(request)
+    while True:
+        page = client.query(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class _TableMeta:

@@ -198,27 +198,23 @@ def load(start: date, end: date) -> tuple[list, dict[str, list]]:
     import boto3
 
     from helpdesk import settings
-    from helpdesk.models import OPENED_SHARDS, TICKET_SK, Ticket, TicketEvent, opened_partition
+    from helpdesk.models import OPENED_SHARDS, TICKET_SK, Ticket, TicketEvent, opened_partition, query_pages
 
     table, client = settings.get(settings.Env.TICKETS_TABLE), boto3.client("dynamodb")
 
-    def pages(**request) -> Iterable[dict]:
-        while True:
-            page = client.query(TableName=table, **request)
+    def items(**request) -> Iterable[dict]:
+        for page in query_pages(client, {"TableName": table, **request}):
             yield from page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     partitions = [opened_partition(start + timedelta(days=n), shard)
                   for n in range((end - start).days + 1) for shard in range(OPENED_SHARDS)]
-    keys = [item["pk"]["S"] for partition in partitions for item in pages(
+    keys = [item["pk"]["S"] for partition in partitions for item in items(
         IndexName=Ticket.opened_index.Meta.index_name, KeyConditionExpression="opened_shard = :p",
         ExpressionAttributeValues={":p": {"S": partition}})]
 
     def ticket_and_events(pk: str) -> tuple[object | None, list]:
         ticket, events = None, []
-        for item in pages(KeyConditionExpression="pk = :pk", FilterExpression="sk = :ticket OR #type IN (:t0, :t1, :t2)",
+        for item in items(KeyConditionExpression="pk = :pk", FilterExpression="sk = :ticket OR #type IN (:t0, :t1, :t2)",
                           ExpressionAttributeNames={"#type": "type"},
                           ExpressionAttributeValues={":pk": {"S": pk}, ":ticket": {"S": TICKET_SK},
                                                      **{f":t{i}": {"S": t} for i, t in enumerate(EVENT_TYPES)}}):

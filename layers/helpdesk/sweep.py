@@ -51,7 +51,9 @@ from helpdesk.models import (
     TICKET_SK,
     Ticket,
     TicketEvent,
+    due_partition,
     due_shard,
+    query_pages,
     ticket_pk,
 )
 
@@ -148,18 +150,14 @@ def due_entries(until: datetime, result: Result | None = None) -> list[dict]:
         request = {
             "TableName": table, "IndexName": index,
             "KeyConditionExpression": "due_shard = :shard AND next_due_at <= :until",
-            "ExpressionAttributeValues": {":shard": {"S": f"DUE#{shard}"}, ":until": {"S": clock.to_iso(until)}},
+            "ExpressionAttributeValues": {":shard": {"S": due_partition(shard)}, ":until": {"S": clock.to_iso(until)}},
             "ReturnConsumedCapacity": "TOTAL",
         }
-        while True:
-            page = _dynamodb().query(**request)
+        for page in query_pages(_dynamodb(), request):
             result.queries += 1
             result.items_read += page.get("ScannedCount", len(page["Items"]))
             result.read_units += float((page.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
             items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return items
 
 
