@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from helpdesk import clock
 from helpdesk.config import load_policy
-from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, SUBJECT_MAX
+from helpdesk.tickets import CATEGORIES, CLOSED, DESCRIPTION_MAX, PAUSED, SUBJECT_MAX
 
 _STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
@@ -128,9 +128,9 @@ def _clock_rows(view: dict) -> str:
         rows = f'<dt>First reply</dt><dd id="first-response">{_when(view["first_responded_at"], zone)}</dd>'
     else:
         rows = f'<dt>First reply due</dt><dd id="first-response-due">{_when(view["first_response_due_at"], zone)}</dd>'
-    if view["status"] == "pending_customer":
+    if view["status"] == PAUSED:
         rows += '<dt>Resolution due</dt><dd id="resolution-due">on hold until you reply</dd>'
-    elif view["status"] not in ("resolved", "closed"):
+    elif view["status"] not in CLOSED:
         rows += f'<dt>Resolution due</dt><dd id="resolution-due">{_when(view["resolution_due_at"], zone)}</dd>'
     return rows
 

@@ -29,6 +29,7 @@ DESCRIPTION_MAX = 20_000
 MESSAGE_MAX = 20_000
 CATEGORIES = ("billing", "technical", "account", "general")
 ACTIVE = ("new", "open")  # statuses whose SLA clock runs
+PAUSED = "pending_customer"  # waiting on the customer: the clock stands still
 CLOSED = ("resolved", "closed")
 _ATTEMPTS = 5  # optimistic-locking retries before a change gives up with Conflict
 
@@ -88,7 +89,7 @@ def _commit(ticket: Ticket, event: TicketEvent, *, new: bool = False) -> None:
 
 def _apply_plan(ticket: Ticket, policy: Policy) -> None:
     """Point the SLA clock and the escalation plan at the ticket's current deadline."""
-    if ticket.status not in ACTIVE and ticket.status != "pending_customer":
+    if ticket.status not in ACTIVE and ticket.status != PAUSED:
         ticket.next_due_at = ticket.due_kind = ticket.escalate_to = ticket.escalation_plan = None
         ticket.due_shard = None
         return
@@ -358,7 +359,6 @@ from helpdesk.errors import InvalidRequest  # noqa: E402
 
 _log = logging.getLogger(__name__)
 SUMMARY_MAX = 5_000
-PAUSED = "pending_customer"
 
 
 def chain_name(ticket: Ticket) -> str:
