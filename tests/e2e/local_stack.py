@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -46,13 +48,14 @@ class LocalStackProcess:
     """``python -m infra.local`` with its output in a file (a pipe nobody reads would block it)."""
 
     def __init__(self, log_path: Path, *, api_port: int | None = None, console_port: int | None = None,
-                 smtp_port: int | None = None):
+                 smtp_port: int | None = None, env: dict[str, str] | None = None):
         self.api_port = api_port or free_port()
         self.console_port = console_port or free_port()
         self.smtp_port = smtp_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}/"
         self.console_url = f"http://127.0.0.1:{self.console_port}/"
         self.log_path = log_path
+        self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
 
@@ -63,6 +66,7 @@ class LocalStackProcess:
             "HELPDESK_SMTP_PORT": str(self.smtp_port),
             "PYTHONPATH": os.pathsep.join([str(ROOT / "layers"), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         self.started_at = time.perf_counter()
         with self.log_path.open("wb") as log:
@@ -108,5 +112,17 @@ class LocalStackProcess:
 
 def assert_clean_exit(stack: LocalStackProcess, code: int) -> None:
     assert code == 0, stack.output
+
+
+@contextlib.contextmanager
+def running(log_path: Path, **env: str) -> Iterator[LocalStackProcess]:
+    """A ready local stack (``env`` added to its environment); stopped with SIGTERM, which must end it cleanly."""
+    stack = LocalStackProcess(log_path, env=env).start()
+    try:
+        stack.wait_ready()
+        yield stack
+        assert_clean_exit(stack, stack.stop(signal.SIGTERM))
+    finally:
+        stack.kill()
     assert "Traceback" not in stack.output, stack.output
     assert stack.output.rstrip().endswith("Stopped."), stack.output

@@ -6,12 +6,11 @@ the teams were sent (stream pump -> publisher -> SNS -> delivery pump / team mai
 from __future__ import annotations
 
 import json
-import signal
 import time
 
 import pytest
 
-from tests.e2e.local_stack import LocalStackProcess, assert_clean_exit, http
+from tests.e2e.local_stack import LocalStackProcess, http, running
 
 TIME_SCALE = 36_000  # ten hours of SLA per second: every step of the ladder is due within a second or two
 CLIMB_TIMEOUT_S = 20.0
@@ -20,16 +19,8 @@ POLL_S = 0.2
 
 @pytest.fixture(scope="module")
 def fast_stack(tmp_path_factory):
-    stack = LocalStackProcess(tmp_path_factory.mktemp("local-stack") / "output.log")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HELPDESK_TIME_SCALE", str(TIME_SCALE))
-        stack.start()
-    try:
-        stack.wait_ready()
+    with running(tmp_path_factory.mktemp("local-stack") / "output.log", HELPDESK_TIME_SCALE=str(TIME_SCALE)) as stack:
         yield stack
-        assert_clean_exit(stack, stack.stop(signal.SIGTERM))
-    finally:
-        stack.kill()
 
 
 def poll(read, until, *, timeout: float = CLIMB_TIMEOUT_S, what: str):
