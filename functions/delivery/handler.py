@@ -6,19 +6,13 @@ what already went out.
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-from helpdesk import messages, notify, settings
+from helpdesk import messages, notify
 from helpdesk.messages import CustomerUpdate
 
 logger = Logger()
-persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
-once = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
-                         expires_after_seconds=notify.DEDUPE_SECONDS)
+persistence, once = notify.dedupe()
 
 
 @idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=once,

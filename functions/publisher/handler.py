@@ -9,19 +9,13 @@ once, however often a record comes back (idempotency records keyed on the event 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-from helpdesk import notify, settings
+from helpdesk import notify
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
-once = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
-                         expires_after_seconds=notify.DEDUPE_SECONDS)
+persistence, once = notify.dedupe()
 
 
 @idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=once,

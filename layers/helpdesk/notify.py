@@ -84,6 +84,16 @@ def stream_filter_pattern() -> dict[str, Any]:
 #: 24-hour retention, so no retry of a record can publish it again.
 DEDUPE_SECONDS = 2 * 24 * 3600
 
+
+def dedupe():
+    """The idempotency store and config of every send-once step (the publisher's and the delivery's):
+    keyed on the message's ``key`` (see :func:`outgoing`), remembered for ``DEDUPE_SECONDS``."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    return (DynamoDBPersistenceLayer(table_name=settings.get(Env.IDEMPOTENCY_TABLE)),
+            IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
+                              expires_after_seconds=DEDUPE_SECONDS))
+
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _MESSAGE_ID = re.compile(r"<[^<>\s@]{1,200}@[^<>\s@]{1,200}>")  # one we can answer (mail.build_outbound accepts it)
 

@@ -12,11 +12,22 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.conftest import sample_event
+
 SUPPORT = "support@helpdesk.local"
 BASE_URL = "https://help.example.com"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 TUESDAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 in Berlin: business hours
+
+
+def sns_event(message: dict) -> dict:
+    """A customer-updates queue message (raw delivery) as the SNS event the delivery function gets."""
+    event = sample_event("sns/created.json")
+    event["Records"][0]["Sns"]["Message"] = message["body"]
+    event["Records"][0]["Sns"]["MessageAttributes"] = {
+        k: {"Type": "String", "Value": v} for k, v in message["attributes"].items()}
+    return event
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from email.parser import BytesParser
 import pytest
 from helpdesk import clock, mail, messages, notify, tickets
 from tests.conftest import sample_event
-from tests.integration.conftest import BASE_URL, SUPPORT, TUESDAY, captured_logs
+from tests.integration.conftest import BASE_URL, SUPPORT, TUESDAY, captured_logs, sns_event
 
 
 @pytest.fixture
@@ -21,15 +21,6 @@ def delivery(notifications):
 
 def parsed(raw: str):
     return BytesParser(policy=policy.default).parsebytes(raw.encode())
-
-
-def sns_event(message: dict) -> dict:
-    """A queue message (raw delivery) as the SNS event the delivery function gets."""
-    event = sample_event("sns/created.json")
-    event["Records"][0]["Sns"]["Message"] = message["body"]
-    event["Records"][0]["Sns"]["MessageAttributes"] = {
-        k: {"Type": "String", "Value": v} for k, v in message["attributes"].items()}
-    return event
 
 
 def published(notifications, lambda_context) -> list[dict]:

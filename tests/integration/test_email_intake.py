@@ -16,7 +16,7 @@ import pytest
 from helpdesk import clock, ids, intake, mail, messages, models, tickets
 from helpdesk.settings import Env
 from tests.conftest import sample_event
-from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs
+from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs, sns_event
 from tests.unit.mail.test_mail_corpus import EXPECTED, REJECTED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,15 +88,6 @@ def events(ticket_id: str) -> list[models.TicketEvent]:
 
 def data(event: models.TicketEvent) -> dict:
     return event.data.as_dict() if event.data is not None else {}
-
-
-def sns_event(message: dict) -> dict:
-    """A customer-updates queue message (raw delivery) as the SNS event the delivery function gets."""
-    event = sample_event("sns/created.json")
-    event["Records"][0]["Sns"]["Message"] = message["body"]
-    event["Records"][0]["Sns"]["MessageAttributes"] = {
-        k: {"Type": "String", "Value": v} for k, v in message["attributes"].items()}
-    return event
 
 
 CORPUS_TICKETS = sorted(name for name, expect in EXPECTED.items() if expect.automated is None)
