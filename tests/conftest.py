@@ -6,16 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.config import FUNCTION_DEFAULTS, prepare_environment
 from infra.local.testing import aws  # noqa: F401  (the fixture: moto with the local stack's resources)
 
 EVENTS = Path(__file__).parent.parent / "events"
 
-# Every test runs against moto, never a real account, in UTC (moto compares Wait times in local time).
-os.environ.update(
-    TZ="UTC", AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-    AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
-    POWERTOOLS_SERVICE_NAME="helpdesk", POWERTOOLS_METRICS_NAMESPACE="Helpdesk",
-)
+# Every test runs against moto, never a real account, in UTC: the local stack's environment, with the
+# region and the functions' defaults fixed whatever the shell says (the sample events name us-east-1).
+prepare_environment()
+os.environ.update(AWS_DEFAULT_REGION="us-east-1", **FUNCTION_DEFAULTS)
 
 
 def sample_event(name: str) -> dict:
