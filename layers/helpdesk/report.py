@@ -181,9 +181,15 @@ def aggregate(all_facts: Iterable[Facts], by: Sequence[str] = GROUP_BY, *, total
 def build(tickets: Iterable, events_by_ticket: dict[str, list], *, start: date, end: date,
           now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
     """The report's rows for tickets opened from ``start`` to ``end`` (both included, UTC days)."""
+    return aggregate(_facts_in(tickets, events_by_ticket, start, end, now), by)
+
+
+def _facts_in(tickets: Iterable, events_by_ticket: dict[str, list], start: date, end: date,
+              now: datetime | None) -> list[Facts]:
+    """The facts of the tickets opened from ``start`` to ``end`` (others are left out)."""
     first, last = start.isoformat(), end.isoformat()
     chosen = [facts(t, events_by_ticket.get(_get(t, "ticket_id"), ()), now=now) for t in tickets]
-    return aggregate([f for f in chosen if first <= f.day <= last], by)
+    return [f for f in chosen if first <= f.day <= last]
 
 
 # -- the data ----------------------------------------------------------------------------------------
@@ -230,10 +236,7 @@ def load(start: date, end: date) -> tuple[list, dict[str, list]]:
 
 
 def facts_for(start: date, end: date, *, now: datetime | None = None) -> list[Facts]:
-    found, events = load(start, end)
-    first, last = start.isoformat(), end.isoformat()
-    chosen = [facts(t, events.get(t.ticket_id, ()), now=now) for t in found]
-    return [f for f in chosen if first <= f.day <= last]
+    return _facts_in(*load(start, end), start, end, now)
 
 
 def report(start: date, end: date, *, now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
