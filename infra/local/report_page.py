@@ -43,9 +43,10 @@ def bar_chart(title: str, bars: list[tuple[str, float | None]], *, unit: str = "
 
 
 def render(start: date, end: date) -> str:
-    daily = report.report(start, end, by=("day",))
-    per_priority = report.aggregate(report.facts_for(start, end), ("priority",), total=False)
-    detail = report.report(start, end)
+    found = report.facts_for(start, end)  # read once, grouped three ways
+    daily = report.aggregate(found, ("day",))
+    per_priority = report.aggregate(found, ("priority",), total=False)
+    detail = report.aggregate(found, report.GROUP_BY)
     days = [r for r in daily if r.day != "*"]
     charts = [
         bar_chart("Tickets opened per day", [(r.day, r.opened) for r in days]),
