@@ -19,9 +19,6 @@ import pytest
 from helpdesk.config import Policy, parse_policy
 from helpdesk.settings import Env
 
-MACHINE_NAME = "helpdesk-escalation"
-ROLE_ARN = "arn:aws:iam::123456789012:role/helpdesk-escalation"
-
 #: Whole seconds (every stored time is). A ticket opened at 12:00:00.9 is due at 12:00:03, so its chain
 #: sleeps at least 2 s: room for a test to act before the deadline. Windows after an escalation are
 #: 3 s where a test acts between two climbs; the ladder test runs on urgent (1 s everywhere).
@@ -70,29 +67,6 @@ set = { department = "billing", priority = "low", tier = "L1" }
 name = "default"
 set = { department = "support", priority = "normal", tier = "L1" }
 """
-
-
-def escalation_state_machine() -> dict[Env, str]:
-    """The state machine from the one ASL file, rendered like CDK renders it (the local stack's own
-    builder is ``infra.local.resources.escalation_state_machine``)."""
-    import boto3
-
-    from helpdesk import statemachine
-
-    client = boto3.client("stepfunctions")
-    existing = [m["stateMachineArn"] for m in client.list_state_machines()["stateMachines"] if m["name"] == MACHINE_NAME]
-    if existing:
-        return {Env.ESCALATION_STATE_MACHINE_ARN: existing[0]}
-    definition = statemachine.render_definition(statemachine.substitutions(_setting(Env.TICKETS_TABLE)))
-    arn = client.create_state_machine(name=MACHINE_NAME, definition=definition, roleArn=ROLE_ARN,
-                                      type="STANDARD")["stateMachineArn"]
-    return {Env.ESCALATION_STATE_MACHINE_ARN: arn}
-
-
-def _setting(name: Env) -> str:
-    from helpdesk import settings
-
-    return settings.get(name)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +127,7 @@ def one_client_at_a_time() -> Iterator[None]:
 def escalation_aws() -> Iterator[dict[Env, str]]:
     """moto with the local stack's resources, and the escalation state machine."""
     from infra.local.aws import local_aws
-    from infra.local.resources import WITHOUT_CHAINS
+    from infra.local.resources import WITHOUT_CHAINS, escalation_state_machine
 
     quiet = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
     level = quiet.level
