@@ -33,7 +33,7 @@ from functions.api.schemas import (
     TicketCreated,
     TicketView,
 )
-from helpdesk import settings, tickets
+from helpdesk import ledger, settings, tickets
 from helpdesk.errors import Conflict, DomainError, InvalidRequest, NotFound
 
 MAX_BODY_BYTES = 64 * 1024
@@ -211,7 +211,7 @@ def rate(ticket_id: Annotated[str, Path(max_length=32)], rating: Annotated[Surve
     tickets.rate(ticket_id, token, rating.score, rating.comment or "")
     metrics.add_metric(name="SurveyAnswered", unit=MetricUnit.Count, value=1)
     if _wants_html():
-        view = tickets.customer_view(tickets.load(ticket_id), [])
+        view = tickets.customer_view(ledger.load(ticket_id), [])
         return _html(201, pages.survey_page(view, token, _base_url(), thanks=True))
     return Response(201, content_types.APPLICATION_JSON, {"score": rating.score})
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 from helpdesk import clock
 from helpdesk.config import load_policy
-from helpdesk.tickets import CATEGORIES, CLOSED, DESCRIPTION_MAX, PAUSED, SUBJECT_MAX
+from helpdesk.models import CLOSED, PAUSED
+from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, SUBJECT_MAX
 
 _STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#1d2330}

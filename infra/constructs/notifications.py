@@ -166,7 +166,7 @@ class Notifications(Construct):
             memory_size=256,
             timeout=cdk.Duration.seconds(30),
         )
-        self.publisher.add_to_role_policy(iam.PolicyStatement(  # the ticket of each event (tickets.load), no index
+        self.publisher.add_to_role_policy(iam.PolicyStatement(  # the ticket of each event (ledger.load), no index
             actions=["dynamodb:GetItem"], resources=[storage.tickets.table_arn]))
         storage.idempotency.grant_read_write_data(self.publisher)  # each (event, topic) published once
         storage.token_secret.grant_read(self.publisher)  # the customer's private link and reply token

@@ -57,9 +57,9 @@ def _forget_cached_lookups() -> None:
     """What a process caches about the previous moto account (a test's): a new account starts clean."""
     from aws_lambda_powertools.utilities import parameters
 
-    from helpdesk import notify, tickets
+    from helpdesk import chains, ledger, notify
 
     parameters.clear_caches()  # the token secret, read with max_age
-    tickets._connection.cache_clear()
-    tickets._stepfunctions.cache_clear()
+    ledger.connection.cache_clear()
+    chains.stepfunctions.cache_clear()
     notify.reset_clients()

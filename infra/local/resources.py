@@ -117,7 +117,7 @@ TEAM_QUEUE_PREFIX = "helpdesk-team-alerts-"  # + a department or "management": s
 def escalation_state_machine() -> dict[Env, str]:
     """The escalation state machine from the one ASL file, rendered as CDK's substitutions render it.
 
-    moto executes it for real: ``tickets.start_escalation`` starts chains here.
+    moto executes it for real: ``helpdesk.chains.start`` starts chains here.
     """
     from helpdesk import statemachine
 

@@ -44,7 +44,7 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import clock, ids, mail, notify, settings, tickets
+from helpdesk import clock, ids, ledger, mail, notify, settings, tickets
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import NotFound
 from helpdesk.models import RejectedMail, SenderCounter, Ticket, rejected_pk
@@ -287,7 +287,7 @@ def _named_ticket(inbound: mail.InboundMail, domain: str) -> str | None:
 
 def _find(ticket_id: str) -> Ticket | None:
     try:
-        return tickets.load(ticket_id)
+        return ledger.load(ticket_id)
     except NotFound:
         return None
 
@@ -334,7 +334,7 @@ def _add_message(ticket: Ticket, inbound: mail.InboundMail, message: Message, re
         state["reopened"] = tickets.customer_wrote(current, policy)
         if files:
             current.attachments = [*(current.attachments or []), *files]
-        return tickets._event(
+        return ledger.event(
             current, "message", "customer",
             body=_clip(inbound.text or inbound.full_text, tickets.MESSAGE_MAX, _TRUNCATED) or None,
             channel=CHANNEL, via=via, message_id=notify.answerable_message_id(inbound.message_id),
@@ -343,8 +343,8 @@ def _add_message(ticket: Ticket, inbound: mail.InboundMail, message: Message, re
             attachments=files or None)
 
     try:
-        # _transition keeps the escalation chain in step: a reopened ticket's clock gets a new chain.
-        tickets._transition(ticket.ticket_id, apply)
+        # a transition keeps the escalation chain in step: a reopened ticket's clock gets a new chain.
+        ledger.transition(ticket.ticket_id, apply)
     except _TooLate:
         return None
     return Outcome("message", ticket.ticket_id, via=via, reopened=state["reopened"])

@@ -33,6 +33,11 @@ OPENED_SHARDS = 8  # the opened index's partitions per day: the same for the rep
 # (email rate counters, rejected-mail records). CDK and the local stack enable TTL on this name.
 TTL_ATTRIBUTE = "expires_at"
 
+# A ticket's status: new -> open -> (pending_customer <-> open) -> resolved -> closed.
+ACTIVE = ("new", "open")  # the SLA clock runs
+PAUSED = "pending_customer"  # waiting on the customer: the clock stands still
+CLOSED = ("resolved", "closed")
+
 
 class IsoTimeAttribute(UnicodeAttribute):
     """UTC time stored as ``2026-11-24T16:00:00Z``: sortable, and what Step Functions Wait accepts."""

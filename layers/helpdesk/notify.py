@@ -302,10 +302,10 @@ def notifications(event: TicketEvent) -> list[dict[str, Any]]:
     destinations = routes(event)
     if not destinations:
         return []
-    from helpdesk import tickets
+    from helpdesk import ledger, tickets
     from helpdesk.config import load_policy
 
-    ticket = tickets.load(event.ticket_id)
+    ticket = ledger.load(event.ticket_id)
     token = link = None
     if CUSTOMER in destinations:
         token = tickets.reply_token(ticket.ticket_id)

@@ -12,7 +12,7 @@ per shard for the entries due before ``now + lookahead`` -- and never the table.
     (``EVENT#<deadline>#at-risk-<kind>``), written with ``attribute_not_exists`` in one transaction
     with a condition check on the ticket (still active, same deadline). The team hears of it through
     the stream publisher, like of every event.
-  * **overdue** by more than :data:`GRACE` while its escalation execution (``tickets.chain_name``) is
+  * **overdue** by more than :data:`GRACE` while its escalation execution (``chains.name``) is
     missing, failed, timed out, aborted or ended: a healthy chain would have moved the deadline on. The
     sweep hands the ticket to a new chain (``escalation_chain = <id>-s<version>``: execution names are
     unique per state machine for 90 days, so the dead name cannot be reused), version-checked, with an
@@ -22,7 +22,7 @@ per shard for the entries due before ``now + lookahead`` -- and never the table.
     (``EVENT#<deadline>#esc-<tier>``): the chain and the sweep can never both record one climb.
   * **30 days** after creation and not with management: straight to management (breached, clock
     stopped, chain stopped), whatever the chain's state.
-- a ``resolved`` status change (``due_kind`` auto_close, :func:`schedule_auto_close`): 7 days after the
+- a ``resolved`` status change (``due_kind`` auto_close, ``tickets.schedule_auto_close``): 7 days after the
   resolution, a ticket still resolved (a customer message reopens it) is closed (``status_changed``
   resolved -> closed, ``auto``) and the entry leaves the index in the same transaction; an entry
   whose ticket was reopened or resolved again since is just removed. The satisfaction survey went
@@ -42,28 +42,25 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from helpdesk import clock, escalation, settings, sla, tickets
+from helpdesk import chains, clock, escalation, ledger, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.models import (
+    ACTIVE,
     DUE_SHARDS,
     EVENT_SK_PREFIX,
     TICKET_SK,
     Ticket,
     TicketEvent,
     due_partition,
-    due_shard,
     query_pages,
     ticket_pk,
 )
+from helpdesk.tickets import AUTO_CLOSE, auto_close_after
 
 log = logging.getLogger(__name__)
 
 GRACE = timedelta(minutes=1)  # a chain escalates at the deadline; this late, it is not coming
-AUTO_CLOSE_AFTER = timedelta(days=tickets.REOPEN_DAYS)  # resolved, no customer reply since: closed
-AUTO_CLOSE = "auto_close"
-RUNNING = "RUNNING"
-MISSING = "MISSING"  # no such execution
 
 
 def at_risk_share() -> float:
@@ -71,22 +68,6 @@ def at_risk_share() -> float:
     if not 0 < share < 1:
         raise ValueError(f"{settings.Env.AT_RISK_SHARE} must be between 0 and 1, not {share}")
     return share
-
-
-def auto_close_after() -> timedelta:
-    """7 days, compressed like the SLA on the local stack (``HELPDESK_TIME_SCALE``)."""
-    return AUTO_CLOSE_AFTER / float(settings.get(settings.Env.TIME_SCALE) or 1)
-
-
-def schedule_auto_close(event: TicketEvent, ticket: Ticket) -> None:
-    """Called by ``tickets.resolve``: its ``status_changed`` event enters the due index, due 7 days on.
-
-    The event rather than the ticket carries the entry: the ticket's ``next_due_at`` is the escalation
-    chain's clock, and a resolved ticket has none.
-    """
-    event.due_shard = due_shard(ticket.ticket_id)
-    event.next_due_at = ticket.resolved_at + auto_close_after()
-    event.due_kind = AUTO_CLOSE
 
 
 @dataclass
@@ -198,7 +179,7 @@ class Sweep:
     # -- running clocks ----------------------------------------------------------------------------
 
     def _ticket(self, ticket: Ticket) -> None:
-        if ticket.status not in tickets.ACTIVE or ticket.next_due_at is None or ticket.due_kind == AUTO_CLOSE:
+        if ticket.status not in ACTIVE or ticket.next_due_at is None or ticket.due_kind == AUTO_CLOSE:
             return  # the index lags the table (GSIs are eventually consistent)
         if ticket.tier != escalation.MANAGEMENT and self.now >= ticket.created_at + escalation.ESCALATION_LIMIT + self.grace:
             self._escalate(ticket, thirty_days=True)
@@ -238,9 +219,9 @@ class Sweep:
                   "reason": f"{int(self.share * 100)}% of the {ticket.due_kind.replace('_', ' ')} window has passed"},
         )
         try:
-            with TransactWrite(connection=tickets._connection()) as transaction:
+            with TransactWrite(connection=ledger.connection()) as transaction:
                 transaction.condition_check(Ticket, pk, TICKET_SK, condition=(
-                    (Ticket.next_due_at == ticket.next_due_at) & Ticket.status.is_in(*tickets.ACTIVE)))
+                    (Ticket.next_due_at == ticket.next_due_at) & Ticket.status.is_in(*ACTIVE)))
                 transaction.save(event, condition=TicketEvent.sk.does_not_exist())
         except TransactWriteError:
             raise _Skip from None
@@ -250,32 +231,32 @@ class Sweep:
     # -- the safety net ----------------------------------------------------------------------------
 
     def _check_chain(self, ticket: Ticket) -> None:
-        name = tickets.chain_name(ticket)
-        status = execution_status(name)
-        if status == RUNNING:
+        name = chains.name(ticket)
+        status = chains.status(name)
+        if status == chains.RUNNING:
             return
         if status is None:  # no state machine in this deployment: the sweep is the escalation
             self._escalate(ticket)
             return
         new_name = self._hand_over(ticket, name, status)
-        if tickets._start_chain(ticket.ticket_id, new_name):
+        if chains.start(ticket.ticket_id, new_name):
             self.result.chains_repaired += 1
             self.result.record("chain_repaired", ticket.ticket_id, dead=name, status=status, chain=new_name)
         else:
-            self._escalate(tickets.load(ticket.ticket_id))
+            self._escalate(ledger.load(ticket.ticket_id))
 
     def _hand_over(self, seen: Ticket, dead: str, status: str) -> str:
         """Name a new chain on the ticket (version-checked), if nothing changed since the sweep read it."""
         def apply(ticket: Ticket) -> TicketEvent:
-            if (ticket.status not in tickets.ACTIVE or ticket.next_due_at != seen.next_due_at
-                    or tickets.chain_name(ticket) != dead):
+            if (ticket.status not in ACTIVE or ticket.next_due_at != seen.next_due_at
+                    or chains.name(ticket) != dead):
                 raise _Skip
             ticket.escalation_chain = f"{ticket.ticket_id}-s{(ticket.version or 0) + 1}"
-            return tickets._event(ticket, "chain_repaired", "system", public=False, at=self.now,
+            return ledger.event(ticket, "chain_repaired", "system", public=False, at=self.now,
                                   dead_chain=dead, dead_status=status, chain=ticket.escalation_chain,
                                   due_at=clock.to_iso(ticket.next_due_at))
 
-        ticket, _ = tickets.change(seen.ticket_id, apply)
+        ticket, _ = ledger.change(seen.ticket_id, apply)
         return ticket.escalation_chain
 
     def _escalate(self, seen: Ticket, *, thirty_days: bool = False) -> None:
@@ -283,7 +264,7 @@ class Sweep:
         limit = seen.created_at + escalation.ESCALATION_LIMIT
 
         def apply(ticket: Ticket) -> TicketEvent:
-            if (ticket.status not in tickets.ACTIVE or ticket.tier != seen.tier or ticket.next_due_at != seen.next_due_at
+            if (ticket.status not in ACTIVE or ticket.tier != seen.tier or ticket.next_due_at != seen.next_due_at
                     or ticket.tier == escalation.MANAGEMENT):
                 raise _Skip
             due = limit if thirty_days else ticket.next_due_at
@@ -296,7 +277,7 @@ class Sweep:
                 ticket.next_due_at = ticket.due_shard = ticket.due_kind = ticket.escalate_to = None
                 ticket.escalation_plan = None
             else:
-                tickets._apply_plan(ticket, self.policy)
+                ledger.apply_plan(ticket, self.policy)
             reason = ("open 30 days without management" if thirty_days
                       else f"{kind} overdue at {old} (escalated by the SLA sweep)")
             data = {"from_tier": old, "to_tier": to, "reason": reason, "due_kind": kind,
@@ -308,12 +289,12 @@ class Sweep:
                                type="escalated", at=self.now, actor="system", public=True, data=data)
 
         try:
-            ticket, _ = tickets.change(seen.ticket_id, apply)
+            ticket, _ = ledger.change(seen.ticket_id, apply)
         except Conflict:  # the event key exists: the chain (or another sweep) made this climb
             raise _Skip from None
         if thirty_days:
             self.result.thirty_day_escalations += 1
-            tickets._stop_chain(tickets.chain_name(seen), "with management after 30 days")
+            chains.stop(chains.name(seen), "with management after 30 days")
         else:
             self.result.escalated_directly += 1
         self.result.record("thirty_days" if thirty_days else "escalated", ticket.ticket_id,
@@ -325,7 +306,7 @@ class Sweep:
         entry = TicketEvent.from_raw_data(item)
         if entry.next_due_at > self.now:
             return
-        ticket = tickets.load(entry.ticket_id)
+        ticket = ledger.load(entry.ticket_id)
         current = ticket.status == "resolved" and ticket.resolved_at is not None and (
             ticket.resolved_at + auto_close_after() == entry.next_due_at)
         if not current or _customer_wrote_since(ticket.ticket_id, ticket.resolved_at):
@@ -340,7 +321,7 @@ class Sweep:
                   "reason": f"no reply from the customer {auto_close_after().days or auto_close_after()} days after the resolution"},
         )
         try:
-            with TransactWrite(connection=tickets._connection()) as transaction:
+            with TransactWrite(connection=ledger.connection()) as transaction:
                 transaction.save(ticket)  # version-checked: a customer message in between wins
                 transaction.save(event, condition=TicketEvent.sk.does_not_exist())
                 transaction.update(entry, actions=[TicketEvent.due_shard.remove(), TicketEvent.next_due_at.remove(),
@@ -364,19 +345,6 @@ def _customer_wrote_since(ticket_id: str, since: datetime) -> bool:
     events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk > f"{EVENT_SK_PREFIX}{clock.to_iso(since)}",
                                filter_condition=TicketEvent.type == "message")
     return any(True for _ in events)
-
-
-def execution_status(name: str) -> str | None:
-    """The escalation execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), MISSING if
-    there is none, ``None`` when this deployment has no state machine."""
-    arn = tickets._execution_arn(name)
-    if arn is None:
-        return None
-    client = tickets._stepfunctions()
-    try:
-        return client.describe_execution(executionArn=arn)["status"]
-    except client.exceptions.ExecutionDoesNotExist:
-        return MISSING
 
 
 def run(now: datetime | None = None, policy: Policy | None = None) -> Result:

@@ -288,7 +288,7 @@ def test_an_allowed_origin_may_call_the_api_from_a_browser(monkeypatch, aws, lam
 
 
 def test_a_resolved_ticket_can_be_rated_once_through_the_survey_form(api, lambda_context):
-    from helpdesk import report, tickets
+    from helpdesk import ledger, report, tickets
 
     created = open_ticket(api, lambda_context)
     early = call(api, lambda_context, "post_message", ticket_id=created["id"], token=created["access_token"],
@@ -312,6 +312,6 @@ def test_a_resolved_ticket_can_be_rated_once_through_the_survey_form(api, lambda
     assert rate(4, token="guess")["statusCode"] == 404
     assert rate(9)["statusCode"] == 422
     assert rate(2)["statusCode"] == 201 and rate(4)["statusCode"] == 201
-    ticket = tickets.load(created["id"])
+    ticket = ledger.load(created["id"])
     facts = report.facts(ticket, tickets.timeline(created["id"], public_only=False))
     assert facts.csat == 4.0  # the customer's latest rating counts

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from helpdesk import clock, ids, intake, mail, messages, models, tickets
+from helpdesk import clock, ids, intake, ledger, mail, messages, models, tickets
 from helpdesk.settings import Env
 from tests.conftest import sample_event
 from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs, sns_event
@@ -127,7 +127,7 @@ class TestOneMessageAtATime:
 
         # Then it is a new ticket from its sender, with its subject and text and its files listed
         assert outcome["kind"] == "ticket", outcome
-        ticket = tickets.load(outcome["ticket_id"])
+        ticket = ledger.load(outcome["ticket_id"])
         assert (ticket.channel, ticket.customer_email) == ("email", expect.sender.lower())
         assert ticket.subject == intake.ticket_subject(expect.subject) and "[HD-" not in ticket.subject
         for sentence in expect.says[:1]:
@@ -167,7 +167,7 @@ class TestOneMessageAtATime:
         outcome = room.corpus("attachments_pdf_png.eml", ses_id="att0000000000000000000000000000000000001")
 
         # Then each file is in the bucket, typed and served as a download, and listed on the ticket
-        ticket = tickets.load(outcome["ticket_id"])
+        ticket = ledger.load(outcome["ticket_id"])
         pdf, png = ticket.attachments
         assert pdf == {"filename": "invoice-2024-001.pdf", "content_type": "application/pdf", "size": pdf["size"],
                        "key": "attachments/att0000000000000000000000000000000000001/1/invoice-2024-001.pdf"}
@@ -180,7 +180,7 @@ class TestOneMessageAtATime:
     def test_dangerous_file_names_never_become_paths(self, shared_mailroom):
         outcome = shared_mailroom.corpus("dangerous_filenames.eml", ses_id="dng0000000000000000000000000000000000001")
 
-        for attachment in tickets.load(outcome["ticket_id"]).attachments:
+        for attachment in ledger.load(outcome["ticket_id"]).attachments:
             key = attachment["key"].removeprefix("attachments/dng0000000000000000000000000000000000001/")
             index, _, name = key.partition("/")
             assert index.isdigit() and name == attachment["filename"] and "/" not in name and ".." not in name
@@ -226,7 +226,7 @@ class TestOneMessageAtATime:
         # Then Ana's ticket is untouched and the stranger gets a new ticket
         assert outcome["kind"] == "ticket" and outcome["ticket_id"] != ticket.ticket_id
         assert [e.type for e in events(ticket.ticket_id)] == ["created"]
-        assert tickets.load(outcome["ticket_id"]).customer_email == "mallory@evil.example"
+        assert ledger.load(outcome["ticket_id"]).customer_email == "mallory@evil.example"
 
     def test_a_forged_reply_token_is_not_trusted(self, shared_mailroom):
         ticket = open_for("ana.lima@example.com")
@@ -250,7 +250,7 @@ class TestOneMessageAtATime:
 
         # Then a ticket is opened for the sender, on the email channel, with what they wrote
         assert outcome["kind"] == "ticket" and set(outcome) == {"kind", "ticket_id"}
-        ticket = tickets.load(outcome["ticket_id"])
+        ticket = ledger.load(outcome["ticket_id"])
         assert (ticket.channel, ticket.customer_email, ticket.customer_name) == ("email", "ana.lima@example.com", "Ana Lima")
         assert ticket.subject == "Charged twice for my November invoice"
         assert ticket.description.startswith("Hello,\n\nmy card was charged twice") and "Thanks,\nAna" in ticket.description
@@ -355,7 +355,7 @@ def test_a_reply_within_seven_days_reopens_a_resolved_ticket(mailroom):
 
     # Then the ticket is open again, its clock running, and the timeline says why
     assert outcome == {"kind": "message", "ticket_id": ticket.ticket_id, "via": "subject", "reopened": True}
-    reopened = tickets.load(ticket.ticket_id)
+    reopened = ledger.load(ticket.ticket_id)
     assert reopened.status == "open" and reopened.resolved_at is None and reopened.next_due_at is not None
     assert data(events(ticket.ticket_id)[-1])["reopened"] is True
 
@@ -368,10 +368,10 @@ def test_a_reply_after_seven_days_opens_a_new_ticket_that_refers_to_the_old_one(
         outcome = mailroom.deliver(email(subject=f"Re: [{ticket.ticket_id}] Cannot log in", body="It is back."))
 
     assert outcome["kind"] == "ticket" and outcome["related_ticket_id"] == ticket.ticket_id
-    follow_up = tickets.load(outcome["ticket_id"])
+    follow_up = ledger.load(outcome["ticket_id"])
     assert follow_up.related_ticket_id == ticket.ticket_id and follow_up.description == "It is back."
     assert follow_up.subject == "Cannot log in"  # our emails will carry the new reference, not the old one
-    assert tickets.load(ticket.ticket_id).status == "resolved"
+    assert ledger.load(ticket.ticket_id).status == "resolved"
     assert data(events(follow_up.ticket_id)[0])["related_ticket_id"] == ticket.ticket_id
 
 

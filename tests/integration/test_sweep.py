@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import boto3
 import pytest
 
-from helpdesk import clock, sweep, tickets
+from helpdesk import chains, clock, sweep, tickets
 from helpdesk.config import parse_policy
 from helpdesk.models import Ticket, TicketEvent, ticket_pk
 from helpdesk.settings import Env
@@ -206,7 +206,7 @@ def _stop(client, arn: str) -> None:
 
 
 def _execution(client, name: str) -> dict:
-    arn = tickets._execution_arn(name)
+    arn = chains.execution_arn(name)
     return client.describe_execution(executionArn=arn)
 
 
@@ -250,7 +250,7 @@ def test_a_missing_chain_is_started(machine, monkeypatch):
 
     assert result.chains_repaired == 1
     (repair,) = events(ticket.ticket_id, "chain_repaired")
-    assert repair.data.as_dict()["dead_status"] == sweep.MISSING
+    assert repair.data.as_dict()["dead_status"] == chains.MISSING
     _wait_status(machine, load(ticket.ticket_id).escalation_chain, "RUNNING")
 
 

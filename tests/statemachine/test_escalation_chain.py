@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from helpdesk import clock, tickets
+from helpdesk import chains, clock, ledger, tickets
 from helpdesk.models import Ticket
 from tests.statemachine.conftest import events_of, new_ticket, wait_for
 
@@ -42,7 +42,7 @@ def test_unanswered_tickets_climb_the_ladder_to_management_side_by_side(sfn_aws,
     # Then each climbed L1 -> L2 -> L3 -> management on its plan, one event per step, and breached
     for ticket in opened:
         plan = ticket.escalation_plan.as_dict()
-        final = tickets.load(ticket.ticket_id)
+        final = ledger.load(ticket.ticket_id)
         assert (final.tier, final.breached, final.escalation_count, final.status) == ("management", True, 3, "new")
         assert final.next_due_at is final.due_shard is final.escalate_to is final.escalation_plan is None
         assert final.version == ticket.version + 3
@@ -67,7 +67,7 @@ def test_a_ticket_answered_in_time_never_escalates(sfn_aws, chain, policy):
     wait_for(lambda: slept_until(chain, ticket.ticket_id, answered.resolution_due_at), what="the chain to sleep until resolution")
 
     # Then nothing escalated; resolving stops the chain
-    assert tickets.load(ticket.ticket_id).tier == "L1" and not escalations(ticket.ticket_id)
+    assert ledger.load(ticket.ticket_id).tier == "L1" and not escalations(ticket.ticket_id)
     tickets.resolve(ticket.ticket_id, AGENT, "Fixed the cache.", policy=policy)
     assert chain.wait_until_done(ticket.ticket_id) == "ABORTED"
     assert "Escalate" not in chain.states_entered(ticket.ticket_id)
@@ -87,13 +87,13 @@ def test_a_ticket_resolved_while_the_chain_sleeps_is_not_escalated(sfn_aws, chai
 
 def test_a_chain_whose_stop_was_lost_ends_by_itself_at_its_next_wake(sfn_aws, chain, policy, monkeypatch):
     ticket = new_ticket(policy)
-    monkeypatch.setattr(tickets, "_stop_chain", lambda name, cause: None)  # StopExecution never arrives
+    monkeypatch.setattr(chains, "stop", lambda name, cause: None)  # StopExecution never arrives
 
     tickets.resolve(ticket.ticket_id, AGENT, "Solved on the phone.", policy=policy)
 
     assert chain.wait_until_done(ticket.ticket_id) == "SUCCEEDED"
     assert chain.states_entered(ticket.ticket_id)[-3:] == ["Read", "Decide", "Done"]
-    assert not escalations(ticket.ticket_id) and tickets.load(ticket.ticket_id).tier == "L1"
+    assert not escalations(ticket.ticket_id) and ledger.load(ticket.ticket_id).tier == "L1"
 
 
 def test_a_paused_ticket_escalates_only_after_its_deadline_moved_by_the_pause(sfn_aws, chain, policy):
@@ -162,9 +162,9 @@ def test_a_chain_that_is_not_the_tickets_own_ends_without_touching_it(sfn_aws, c
 def test_starting_a_tickets_chain_twice_runs_one_execution(sfn_aws, chain, policy):
     ticket = new_ticket(policy)
 
-    tickets.start_escalation(ticket.ticket_id)
-    tickets.start_escalation(ticket.ticket_id)
-    tickets.ensure_escalation(ticket.ticket_id)
+    chains.start(ticket.ticket_id, ticket.ticket_id)
+    chains.start(ticket.ticket_id, ticket.ticket_id)
+    chains.start(ticket.ticket_id, chains.name(ledger.load(ticket.ticket_id)))
 
     assert [e["name"] for e in chain.executions()] == [ticket.ticket_id]
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
@@ -187,7 +187,7 @@ def test_a_reply_landing_between_the_chains_read_and_its_write_wins_alone(sfn_aw
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", reply_first)
 
     wait_for(raced.is_set, what="the chain's escalation attempt")
-    answered = tickets.load(ticket.ticket_id)
+    answered = ledger.load(ticket.ticket_id)
     wait_for(lambda: slept_until(chain, ticket.ticket_id, answered.resolution_due_at), what="the chain to sleep on")
 
     history = chain.history(ticket.ticket_id)
@@ -201,7 +201,7 @@ def test_a_reply_landing_between_the_chains_read_and_its_write_wins_alone(sfn_aw
 def test_an_escalation_landing_during_a_reply_is_kept_and_the_reply_applies_on_top(sfn_aws, chain, policy, monkeypatch):
     """The reply's version check fails; change() reloads the escalated ticket and answers it."""
     ticket = new_ticket(policy)
-    original, attempts = tickets._commit, []
+    original, attempts = ledger.commit, []
 
     def commit_after_the_escalation(t: Ticket, event, **kw):
         attempts.append(t.tier)
@@ -209,7 +209,7 @@ def test_an_escalation_landing_during_a_reply_is_kept_and_the_reply_applies_on_t
             wait_for(lambda: escalations(ticket.ticket_id), what="the chain's escalation")
         return original(t, event, **kw)
 
-    monkeypatch.setattr(tickets, "_commit", commit_after_the_escalation)
+    monkeypatch.setattr(ledger, "commit", commit_after_the_escalation)
 
     answered, reply = tickets.reply(ticket.ticket_id, AGENT, "Here is the answer.", policy=policy)
 

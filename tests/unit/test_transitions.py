@@ -1,6 +1,6 @@
 """What agents do to a ticket, and what each transition does to its SLA clock and escalation chain.
 
-No AWS: the ticket lives in a dict (``load``/``_commit`` swapped for it, with the same version check
+No AWS: the ticket lives in a dict (``ledger.load``/``ledger.commit`` swapped for it, with the same version check
 PynamoDB makes), starting and stopping chains is recorded, and the clock is frozen.
 """
 
@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pynamodb.exceptions import TransactWriteError
 
-from helpdesk import clock, sla, tickets
+from helpdesk import chains, clock, ledger, sla, tickets
 from helpdesk.config import DEFAULT_POLICY_FILE, parse_policy
 from helpdesk.errors import Conflict, InvalidRequest, NotFound
 from helpdesk.models import Ticket, TicketEvent, due_shard, ticket_pk
@@ -44,7 +43,7 @@ class Store:
             self.conflicts = max(0, self.conflicts - 1)
             if stored:
                 stored["version"] = {"N": str(int(stored["version"]["N"]) + 1)}
-            raise TransactWriteError("version condition failed")
+            raise ledger.Collision("version condition failed")
         ticket.version = (ticket.version or 0) + 1
         self.tickets[ticket.ticket_id] = ticket.serialize()
         self.events.append(event)
@@ -56,10 +55,10 @@ class Store:
 @pytest.fixture
 def store(monkeypatch) -> Store:
     s = Store()
-    monkeypatch.setattr(tickets, "load", s.load)
-    monkeypatch.setattr(tickets, "_commit", s.commit)
-    monkeypatch.setattr(tickets, "_start_chain", lambda ticket_id, name: s.started.append(name) or True)
-    monkeypatch.setattr(tickets, "_stop_chain", lambda name, cause: s.stopped.append(name))
+    monkeypatch.setattr(ledger, "load", s.load)
+    monkeypatch.setattr(ledger, "commit", s.commit)
+    monkeypatch.setattr(chains, "start", lambda ticket_id, name: s.started.append(name) or True)
+    monkeypatch.setattr(chains, "stop", lambda name, cause: s.stopped.append(name))
     return s
 
 
@@ -72,7 +71,7 @@ def opened(store: Store, *, priority: str = "normal", tier: str = "L1", at: date
                     priority=priority, department="technical", tier=tier, status="new", created_at=at, updated_at=at,
                     first_response_due_at=due.first_response_due_at, resolution_due_at=due.resolution_due_at)
     with clock.frozen(at):
-        tickets._apply_plan(ticket, POLICY)
+        ledger.apply_plan(ticket, POLICY)
     ticket.version = 1
     store.tickets[ticket_id] = ticket.serialize()
     return ticket
@@ -136,7 +135,7 @@ def test_a_reply_that_brings_the_deadline_forward_hands_the_ticket_to_a_new_chai
 
     # Then a new chain owns the ticket; the old one is stopped
     assert answered.next_due_at == ticket.resolution_due_at < late
-    assert answered.escalation_chain == f"{ticket.ticket_id}-r2" == tickets.chain_name(answered)
+    assert answered.escalation_chain == f"{ticket.ticket_id}-r2" == chains.name(answered)
     assert (store.started, store.stopped) == ([f"{ticket.ticket_id}-r2"], [ticket.ticket_id])
 
 
