@@ -34,7 +34,15 @@ from functions.api.schemas import (
     TicketView,
 )
 from helpdesk import ledger, settings, tickets
-from helpdesk.errors import Conflict, DomainError, InvalidRequest, NotFound
+from helpdesk.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PreconditionRequired,
+    RateLimited,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -53,7 +61,9 @@ def _cors() -> CORSConfig | None:
 
 app = APIGatewayRestResolver(enable_validation=True, cors=_cors())
 idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
-_STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400}
+# Each domain error's status (a subclass answers as its nearest listed ancestor).
+_STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400, Forbidden: 403, PreconditionRequired: 428,
+           RateLimited: 429}
 
 
 # -- plumbing: base URL, content negotiation, one error shape ---------------------------------------
@@ -104,7 +114,11 @@ def _unsupported(_: RequestUnsupportedContentType) -> Response:
 
 @app.exception_handler(DomainError)
 def _domain(error: DomainError) -> Response:
-    return _error(_STATUS.get(type(error), 400), error.code, error.message, error.details)
+    status = next((_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS), 400)
+    response = _error(status, error.code, error.message, error.details)
+    if isinstance(error, RateLimited) and error.retry_after:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @app.exception_handler(IdempotencyValidationError)

@@ -30,3 +30,25 @@ class Conflict(DomainError):
 
 class ConfigError(Exception):
     """The reviewed policy file is invalid: raised at load, naming the bad entry."""
+
+
+class Forbidden(DomainError):
+    """An agent acting outside what their groups allow (reading such a ticket is NotFound instead)."""
+
+    code = "forbidden"
+
+
+class PreconditionRequired(DomainError):
+    """A change that must name the version it was made on (``If-Match``) and did not."""
+
+    code = "precondition_required"
+
+
+class RateLimited(DomainError):
+    """Too many of something from one sender within a window (tickets, acknowledgements, messages)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, details: list | None = None, retry_after: int | None = None):
+        super().__init__(message, details)
+        self.retry_after = retry_after  # seconds, for a Retry-After header
