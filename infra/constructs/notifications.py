@@ -83,7 +83,7 @@ def parse_team_alert_emails(value: object) -> tuple[tuple[str, tuple[str, ...]],
         raise ValueError(f"teamAlertEmails: expected a dict or a list, got {type(value).__name__}")
     from helpdesk.config import load_policy
 
-    known = {rule.set.department for rule in load_policy.__wrapped__().routing} | {MANAGEMENT, EVERY_ALERT}
+    known = set(load_policy.__wrapped__().department_names) | {MANAGEMENT, EVERY_ALERT}
     out = []
     for key, addresses in sorted(value.items()):
         if key not in known:

@@ -148,7 +148,7 @@ def team_alert_subscribers() -> dict[str, dict]:
     from helpdesk.escalation import MANAGEMENT
 
     policy = load_policy.__wrapped__()  # uncached: no policy is remembered before the process settles its own
-    departments = sorted({rule.set.department for rule in policy.routing})
+    departments = sorted(policy.department_names)
     return {**{d: notify.team_filter(d) for d in departments}, MANAGEMENT: notify.MANAGEMENT_FILTER}
 
 

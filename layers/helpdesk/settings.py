@@ -20,6 +20,8 @@ class Env(StrEnum):
     EMAIL_RATE_LIMIT = "HELPDESK_EMAIL_RATE_LIMIT"  # new tickets one sender may open by email per hour (0: no limit)
     REPORT_BUCKET = "HELPDESK_REPORT_BUCKET"  # the daily SLA reports (JSON), written by the report function
     AT_RISK_SHARE = "HELPDESK_AT_RISK_SHARE"  # share of an SLA window after which the sweep warns (0.75)
+    USER_POOL_ID = "HELPDESK_USER_POOL_ID"  # the agents' Cognito user pool (who may be assigned, @mentioned)
+    USER_POOL_CLIENT_ID = "HELPDESK_USER_POOL_CLIENT_ID"  # the agent console's public app client
 
 
 DEFAULTS: dict[Env, str] = {

@@ -384,11 +384,6 @@ def resolve(ticket_id: str, agent: str, summary: str, policy: Policy | None = No
     return ledger.transition(ticket_id, apply)
 
 
-def departments(policy: Policy) -> set[str]:
-    """The departments tickets can be routed or transferred to (those the routing rules name)."""
-    return {rule.set.department for rule in policy.routing}
-
-
 def escalate(ticket_id: str, agent: str, summary: str, to_department: str | None = None, *,
              expected_tier: str | None = None, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
     """A manual escalation, with a summary for the next person.
@@ -401,8 +396,8 @@ def escalate(ticket_id: str, agent: str, summary: str, to_department: str | None
     """
     actor, summary = _actor(agent), _required(summary, "a summary for the next person", SUMMARY_MAX)
     policy = policy or load_policy()
-    if to_department is not None and to_department not in departments(policy):
-        raise InvalidRequest(f"unknown department {to_department!r}", details=sorted(departments(policy)))
+    if to_department is not None and to_department not in policy.department_names:
+        raise InvalidRequest(f"unknown department {to_department!r}", details=sorted(policy.department_names))
 
     def apply(ticket: Ticket) -> TicketEvent:
         if ticket.status in CLOSED:

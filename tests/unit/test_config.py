@@ -22,7 +22,7 @@ def test_the_shipped_policy_is_valid_and_covers_every_priority():
     ("broken", "named"),
     [
         (POLICY_TEXT.replace('priority = "high", tier = "L1"', 'priority = "hgh", tier = "L1"', 1),
-         'routing[2] "billing-dispute".set.priority'),
+         'routing[3] "billing-dispute".set.priority'),
         (POLICY_TEXT.replace('first_response = "2h"', 'first_response = "two hours"'), "sla.high.first_response"),
         (POLICY_TEXT.replace('calendar = "business"', 'calendar = "weekdays"', 1), "sla.high.calendar"),
         (POLICY_TEXT.replace('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"'), "calendars.business.timezone"),
@@ -32,6 +32,9 @@ def test_the_shipped_policy_is_valid_and_covers_every_priority():
          'set = { department = "billing", priority = "low", tier = "L1" }\n', "routing: the last rule must match everything"),
         (POLICY_TEXT.replace("[sla.low]", "[sla.lowest]"), "sla"),
         (POLICY_TEXT.replace('[customers]', '[customers]\nvips = []'), "customers.vips"),
+        (POLICY_TEXT.replace("[departments.trust-and-safety]", "[departments.trust-and-saftey]"),
+         "departments: no routing rule sends tickets to trust-and-saftey"),
+        (POLICY_TEXT.replace("transfer_cap = 3", "transfer_cap = -1"), "escalation.transfer_cap"),
     ],
 )
 def test_an_invalid_policy_fails_fast_naming_the_bad_entry(broken, named):

@@ -126,11 +126,27 @@ class Customers(_Strict):
     vip: tuple[str, ...] = ()
 
 
+class Department(_Strict):
+    """What the policy says about one department beyond routing to it."""
+
+    # Private: its tickets are seen only by its own group and managers (never in another agent's
+    # customer panel), and its team alerts carry no customer text, only the reference and a link.
+    private: bool = False
+
+
+class Escalation(_Strict):
+    # Functional transfers (to another department) an agent may make on one ticket; past it only a
+    # manager can transfer it again.
+    transfer_cap: int = Field(3, ge=0)
+
+
 class Policy(_Strict):
     time_zone: ZoneName = "UTC"
     calendars: dict[str, Calendar]
     sla: dict[Priority, SlaPolicy]
     customers: Customers = Customers()
+    departments: dict[str, Department] = Field(default_factory=dict)
+    escalation: Escalation = Escalation()
     routing: tuple[RoutingRule, ...]
 
     @model_validator(mode="after")
@@ -143,7 +159,18 @@ class Policy(_Strict):
                 raise ValueError(f"sla.{priority}.calendar: no calendar named {sla.calendar!r}")
         if not self.routing or not self.routing[-1].matches_everything:
             raise ValueError("routing: the last rule must match everything (a default route)")
+        unrouted = set(self.departments) - self.department_names
+        if unrouted:
+            raise ValueError(f"departments: no routing rule sends tickets to {', '.join(sorted(unrouted))}")
         return self
+
+    @property
+    def department_names(self) -> frozenset[str]:
+        """The departments tickets can be routed or transferred to: those the routing rules name."""
+        return frozenset(rule.set.department for rule in self.routing)
+
+    def private(self, department: str) -> bool:
+        return self.departments.get(department, Department()).private
 
     def compressed(self, scale: float) -> Policy:
         """The same policy with every duration divided by ``scale`` and every calendar open 24/7.
