@@ -52,3 +52,12 @@ class RateLimited(DomainError):
     def __init__(self, message: str, details: list | None = None, retry_after: int | None = None):
         super().__init__(message, details)
         self.retry_after = retry_after  # seconds, for a Retry-After header
+
+
+class Stale(Conflict):
+    """A change made on a version of the ticket that is no longer current: nothing was written. Says
+    which version is current and what changed since the one the client saw."""
+
+    def __init__(self, message: str, *, current_version: int, changes: list[dict]):
+        super().__init__(message, changes)
+        self.current_version = current_version

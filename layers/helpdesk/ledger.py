@@ -18,7 +18,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from helpdesk import chains, clock, escalation
+from helpdesk import chains, clock, escalation, queue
 from helpdesk.config import Policy
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.models import ACTIVE, PAUSED, Ticket, TicketEvent, due_shard, event_sk, ticket_pk
@@ -55,16 +55,29 @@ def event(ticket: Ticket, type_: str, actor: str, *, body: str | None = None, pu
     )
 
 
-def commit(ticket: Ticket, event: TicketEvent, *, new: bool = False) -> None:
-    """Write the ticket and its event as one transaction (the ticket's version guards races).
+def commit(ticket: Ticket, *events: TicketEvent, new: bool = False) -> None:
+    """Write the ticket and its events as one transaction (the ticket's version guards races). Each
+    event records the version its change makes, so a client holding an older version can be told
+    what changed since; the ticket takes its place in the tier case views (helpdesk.queue).
 
     Raises :class:`Collision` when a condition failed (the version moved on, or ``new`` and the
     ticket exists); any other failure raises as it came.
     """
+    commit_all((ticket, events), new=new)
+
+
+def commit_all(*changes: tuple[Ticket, tuple[TicketEvent, ...]], new: bool = False) -> None:
+    """:func:`commit` for several tickets at once (a merge changes two), all or nothing."""
+    for ticket, events in changes:
+        queue.place(ticket)
+        for change_event in events:
+            change_event.version = (ticket.version or 0) + 1
     try:
         with TransactWrite(connection=connection()) as transaction:
-            transaction.save(ticket, condition=Ticket.pk.does_not_exist() if new else None)
-            transaction.save(event, condition=TicketEvent.sk.does_not_exist())
+            for ticket, events in changes:
+                transaction.save(ticket, condition=Ticket.pk.does_not_exist() if new else None)
+                for change_event in events:
+                    transaction.save(change_event, condition=TicketEvent.sk.does_not_exist())
     except TransactWriteError as error:
         if conditions_failed(error):
             raise Collision(str(error)) from None
@@ -77,19 +90,28 @@ def conditions_failed(error: TransactWriteError) -> bool:
                for reason in error.cancellation_reasons)
 
 
-def change(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[Ticket, TicketEvent]:
-    """Load, apply, commit; on a concurrent change (a :class:`Collision`) reload and apply again.
+Apply = Callable[[Ticket], "TicketEvent | tuple[TicketEvent, ...]"]
+Check = Callable[[Ticket], None]
 
-    ``apply`` mutates the ticket and returns the event that records the change; it raises a
-    domain error when the change is not allowed in the ticket's current state.
+
+def change(ticket_id: str, apply: Apply, *, check: Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """Load, check, apply, commit; on a concurrent change (a :class:`Collision`) reload and go again.
+
+    ``check`` (the caller's precondition: who may act, on which version) sees the ticket as loaded.
+    ``apply`` mutates the ticket and returns the event that records the change (or several, written
+    together: the first is the one returned); it raises a domain error when the change is not
+    allowed in the ticket's current state.
     """
     for _ in range(ATTEMPTS):
         ticket = load(ticket_id)
-        change_event = apply(ticket)
-        ticket.updated_at = change_event.at
+        if check is not None:
+            check(ticket)
+        result = apply(ticket)
+        events = result if isinstance(result, tuple) else (result,)
+        ticket.updated_at = events[0].at
         try:
-            commit(ticket, change_event)
-            return ticket, change_event
+            commit(ticket, *events)
+            return ticket, events[0]
         except Collision:
             continue
     raise Conflict(f"ticket {ticket_id} is changing too fast; please retry")
@@ -108,7 +130,8 @@ def apply_plan(ticket: Ticket, policy: Policy) -> None:
         _no_clock(ticket)
         return
     ticket.next_due_at, ticket.escalate_to, ticket.due_kind = steps.next_due_at, steps.escalate_to, due_kind
-    ticket.escalation_plan = steps.steps
+    # Each step carries the queue position the tier it reaches takes (the state machine sets it).
+    ticket.escalation_plan = {tier: {**step, "sort": queue.running_sort(step["at"])} for tier, step in steps.steps.items()}
     # Only running clocks are in the sparse due index the sweep reads.
     ticket.due_shard = due_shard(ticket.ticket_id) if ticket.status in ACTIVE else None
 
@@ -123,7 +146,7 @@ def running_deadline(ticket: Ticket) -> datetime | None:
     return None if ticket.status == PAUSED else ticket.next_due_at
 
 
-def transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[Ticket, TicketEvent]:
+def transition(ticket_id: str, apply: Apply, *, check: Check | None = None) -> tuple[Ticket, TicketEvent]:
     """:func:`change`, then keep the escalation chain in step with the clock the change left.
 
     A change that moves the deadline earlier than the one the running chain sleeps until (or starts
@@ -132,7 +155,7 @@ def transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[
     """
     before: dict = {}
 
-    def wrapped(ticket: Ticket) -> TicketEvent:
+    def wrapped(ticket: Ticket):
         due, chain = running_deadline(ticket), chains.name(ticket)
         change_event = apply(ticket)
         after = running_deadline(ticket)
@@ -143,7 +166,7 @@ def transition(ticket_id: str, apply: Callable[[Ticket], TicketEvent]) -> tuple[
         before.update(due=due, chain=chain)
         return change_event
 
-    ticket, change_event = change(ticket_id, wrapped)
+    ticket, change_event = change(ticket_id, wrapped, check=check)
     if chains.name(ticket) != before["chain"]:
         if chains.start(ticket_id, chains.name(ticket)):
             chains.stop(before["chain"], f"superseded by {chains.name(ticket)}")

@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from helpdesk import clock, settings
@@ -126,6 +126,41 @@ class OpenedIndex(GlobalSecondaryIndex["Ticket"]):
     created_at = IsoTimeAttribute(range_key=True)
 
 
+# What a queue row shows: the queue and assignee indexes project these (besides the keys), so a page
+# of a tier case view is one Query per queue, never a read of the tickets themselves. No key attribute
+# of any index is listed (DynamoDB refuses projecting key attributes): a row's deadline is in queue_sort.
+QUEUE_ROW = (
+    "ticket_id", "subject", "requester", "customer_tier", "priority", "status", "tier",
+    "department", "assignee", "due_kind", "first_response_due_at", "resolution_due_at", "transfer_count",
+    "updated_at", "breached",
+)
+
+
+class QueueIndex(GlobalSecondaryIndex["Ticket"]):
+    """The tier case views: one partition per department and tier (``QUEUE#billing#L1``), ordered by
+    ``queue_sort`` (helpdesk.queue): with management, then running clocks by deadline, then waiting on
+    the customer, then resolved. Closed tickets leave it (sparse)."""
+
+    class Meta:
+        index_name = "queue-index"
+        projection = IncludeProjection(list(QUEUE_ROW))
+
+    queue_pk = UnicodeAttribute(hash_key=True)
+    queue_sort = UnicodeAttribute(range_key=True)
+
+
+class AssigneeIndex(GlobalSecondaryIndex["Ticket"]):
+    """An agent's own tickets (``ASSIGNEE#<username>``), in queue order; unassigned and closed tickets
+    are not in it."""
+
+    class Meta:
+        index_name = "assignee-index"
+        projection = IncludeProjection(list(QUEUE_ROW))
+
+    assignee_pk = UnicodeAttribute(hash_key=True)
+    queue_sort = UnicodeAttribute(range_key=True)
+
+
 class Ticket(Model):
     class Meta(_TableMeta):
         pass
@@ -138,6 +173,9 @@ class Ticket(Model):
     channel = UnicodeAttribute()  # web | email
     customer_email = UnicodeAttribute()
     customer_name = UnicodeAttribute(null=True)
+    # Who asked, as a queue row names them: the name, else the address (customer_email is a key of the
+    # customer index, which DynamoDB does not project as a non-key attribute into another index).
+    requester = UnicodeAttribute(null=True)
     customer_phone = UnicodeAttribute(null=True)
     customer_tier = UnicodeAttribute(default="standard")  # standard | vip
     customer_time_zone = UnicodeAttribute(null=True)  # IANA zone the customer's browser gave: their times use it
@@ -176,6 +214,14 @@ class Ticket(Model):
     breached = BooleanAttribute(default=False)
     escalation_count = NumberAttribute(default=0)
     transfer_count = NumberAttribute(default=0)
+    # The support desk: who works the ticket (a Cognito username), where it shows in the tier case views
+    # (helpdesk.queue sets these on every commit), the customer's latest rating, a merge.
+    assignee = UnicodeAttribute(null=True)
+    queue_pk = UnicodeAttribute(null=True)
+    queue_sort = UnicodeAttribute(null=True)
+    assignee_pk = UnicodeAttribute(null=True)
+    csat_score = NumberAttribute(null=True)
+    merged_into = UnicodeAttribute(null=True)
     # The email channel: the customer's Message-ID that opened the ticket (our emails answer it), the
     # older ticket this one follows up (a reply after the reopen window), and the files that came
     # with the customer's emails ([{filename, content_type, size, key | skipped, inline}], keys in
@@ -188,6 +234,8 @@ class Ticket(Model):
     due_index = DueIndex()
     customer_index = CustomerIndex()
     opened_index = OpenedIndex()
+    queue_index = QueueIndex()
+    assignee_index = AssigneeIndex()
 
 
 class TicketEvent(Model):
@@ -206,6 +254,7 @@ class TicketEvent(Model):
     public = BooleanAttribute(default=True)
     body = UnicodeAttribute(null=True)
     data = MapAttribute(null=True)  # type-specific facts: from/to tier, reason, old/new status...
+    version = NumberAttribute(null=True)  # the ticket's version this event's change made (helpdesk.ledger)
     # Only on a ``resolved`` status change: it schedules the auto-close (the sweep closes the ticket 7 days
     # later without a customer reply) by sitting in the sparse due index itself (helpdesk.sweep).
     due_shard = UnicodeAttribute(null=True)
@@ -235,6 +284,28 @@ class RejectedMail(Model):
     s3_key = UnicodeAttribute(null=True)  # the raw message
     ticket_id = UnicodeAttribute(null=True)  # the ticket it names (subject or our Message-ID), unverified
     expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
+
+
+class Customer(Model):
+    """What the support desk knows about a customer beyond their tickets: set by managers, shown first
+    on every ticket of theirs (an agent sees the customer's value before offering any compensation)."""
+
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)  # CUSTOMER#<email>
+    sk = UnicodeAttribute(range_key=True, default="PROFILE")
+    email = UnicodeAttribute()
+    value_tier = UnicodeAttribute(default="standard")  # standard | vip
+    lifetime_value = NumberAttribute(null=True)  # in the policy's currency, whole units
+    notes = UnicodeAttribute(null=True)
+    updated_at = IsoTimeAttribute()
+    updated_by = UnicodeAttribute()  # the manager (Cognito username)
+    version = VersionAttribute()
+
+
+def customer_pk(email: str) -> str:
+    return f"CUSTOMER#{email.strip().lower()}"
 
 
 def rejected_pk(day: str) -> str:

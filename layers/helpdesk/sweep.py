@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from helpdesk import chains, clock, escalation, ledger, settings, sla
+from helpdesk import chains, clock, escalation, ledger, queue, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.models import (
@@ -61,13 +61,6 @@ from helpdesk.tickets import AUTO_CLOSE, auto_close_after
 log = logging.getLogger(__name__)
 
 GRACE = timedelta(minutes=1)  # a chain escalates at the deadline; this late, it is not coming
-
-
-def at_risk_share() -> float:
-    share = float(settings.get(settings.Env.AT_RISK_SHARE) or 0.75)
-    if not 0 < share < 1:
-        raise ValueError(f"{settings.Env.AT_RISK_SHARE} must be between 0 and 1, not {share}")
-    return share
 
 
 @dataclass
@@ -110,17 +103,6 @@ def _dynamodb():
     return boto3.client("dynamodb")
 
 
-def lookahead_until(now: datetime, policy: Policy, share: float) -> datetime:
-    """The latest deadline a ticket at risk *now* can have: (1 - share) of the longest window, in
-    business time from now, over every priority's calendar."""
-    until = now
-    for target in policy.sla.values():
-        calendar = policy.calendars[target.calendar]
-        for window in (target.first_response, target.resolution, target.tier_window):
-            until = max(until, sla.add_business_time(now, window * (1 - share), calendar))
-    return until
-
-
 def due_entries(until: datetime, result: Result | None = None) -> list[dict]:
     """Every due-index entry with ``next_due_at <= until``: one paginated Query per shard (raw items)."""
     result = result if result is not None else Result()
@@ -149,13 +131,13 @@ class Sweep:
                  share: float | None = None, grace: timedelta = GRACE):
         self.now = now or clock.now()
         self.policy = policy or load_policy()
-        self.share = at_risk_share() if share is None else share
+        self.share = sla.at_risk_share() if share is None else share
         self.grace = grace
         self.result = Result()
         self.entries: list[dict] = []
 
     def read(self) -> Sweep:
-        self.entries = due_entries(lookahead_until(self.now, self.policy, self.share), self.result)
+        self.entries = due_entries(sla.lookahead_until(self.now, self.policy, self.share), self.result)
         return self
 
     def act(self) -> Result:
@@ -185,21 +167,8 @@ class Sweep:
             self._escalate(ticket, thirty_days=True)
         elif self.now >= ticket.next_due_at + self.grace:
             self._check_chain(ticket)
-        elif self.now < ticket.next_due_at and self._at_risk(ticket):
+        elif sla.at_risk(self.policy, ticket, self.now, self.share):
             self._warn(ticket)
-
-    def _window(self, ticket: Ticket) -> timedelta:
-        target = self.policy.sla[ticket.priority]
-        if ticket.due_kind == "first_response" and ticket.next_due_at == ticket.first_response_due_at:
-            return target.first_response
-        if ticket.due_kind == "resolution" and ticket.next_due_at == ticket.resolution_due_at:
-            return target.resolution
-        return target.tier_window  # a deadline an escalation set
-
-    def _at_risk(self, ticket: Ticket) -> bool:
-        calendar = self.policy.calendars[self.policy.sla[ticket.priority].calendar]
-        left = sla.business_time_between(self.now, ticket.next_due_at, calendar)
-        return left <= self._window(ticket) * (1 - self.share)
 
     def _warn(self, ticket: Ticket) -> None:
         due = clock.to_iso(ticket.next_due_at)
@@ -210,7 +179,7 @@ class Sweep:
             return
         except TicketEvent.DoesNotExist:
             pass
-        window = self._window(ticket)
+        window = sla.window(self.policy, ticket)
         event = TicketEvent(
             pk, sk, ticket_id=ticket.ticket_id, event_id=f"at-risk-{ticket.due_kind}-{due}", type="at_risk",
             at=self.now, actor="system", public=False,
@@ -319,7 +288,9 @@ class Sweep:
             event_id=f"auto-close-{due}", type="status_changed", at=self.now, actor="system", public=True,
             data={"from": "resolved", "to": "closed", "auto": True,
                   "reason": f"no reply from the customer {auto_close_after().days or auto_close_after()} days after the resolution"},
+            version=(ticket.version or 0) + 1,
         )
+        queue.place(ticket)  # closed: out of the tier case views
         try:
             with TransactWrite(connection=ledger.connection()) as transaction:
                 transaction.save(ticket)  # version-checked: a customer message in between wins

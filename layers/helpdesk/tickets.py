@@ -8,10 +8,11 @@ nothing here publishes by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from helpdesk import chains, clock, escalation, ids, ledger, routing, settings, sla
+from helpdesk import chains, clock, customers, escalation, ids, ledger, routing, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, InvalidRequest, NotFound
 from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
@@ -51,7 +52,7 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
     """Route, set the SLA clock, write the ticket with its ``created`` event, start its chain."""
     policy = policy or load_policy()
     now = clock.now()
-    tier_of_customer = routing.customer_tier(policy, request.customer_email)
+    tier_of_customer = customers.value_tier(request.customer_email, policy)
     rule, route = routing.route(policy, routing.Request(
         channel=request.channel, category=request.category, subject=request.subject,
         description=request.description, customer_tier=tier_of_customer))
@@ -63,6 +64,7 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
             ticket_pk(ticket_id), ticket_id=ticket_id, token_hash=ids.hash_token(token),
             channel=request.channel, customer_email=request.customer_email.strip().lower(),
             customer_name=request.customer_name or None, customer_phone=request.customer_phone or None,
+            requester=request.customer_name or request.customer_email.strip().lower(),
             customer_tier=tier_of_customer, customer_time_zone=request.customer_time_zone or None,
             subject=request.subject, description=request.description,
             category=request.category, priority=route.priority, department=route.department,
@@ -130,6 +132,27 @@ def load_for_customer(ticket_id: str, token: str | None) -> Ticket:
 def timeline(ticket_id: str, *, public_only: bool = True) -> list[TicketEvent]:
     events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith("EVENT#"))
     return [e for e in events if e.public or not public_only]
+
+
+def timeline_page(ticket_id: str, *, public_only: bool = True, cursor: str | None = None,
+                  limit: int = 100) -> tuple[list[TicketEvent], str | None]:
+    """A page of the timeline, oldest first, and the next page's cursor (None: the last page)."""
+    start = None
+    if cursor:
+        if not cursor.startswith("EVENT#") or len(cursor) > 200:
+            raise InvalidRequest("the cursor is not one this API gave out", details=[{"field": "cursor"}])
+        start = {"pk": {"S": ticket_pk(ticket_id)}, "sk": {"S": cursor}}
+    query = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith("EVENT#"), last_evaluated_key=start,
+                              filter_condition=(TicketEvent.public == True) if public_only else None)  # noqa: E712
+    page = []
+    for event in query:
+        page.append(event)
+        if len(page) == limit:
+            break
+    more = len(page) == limit and next(iter(TicketEvent.query(
+        ticket_pk(ticket_id), TicketEvent.sk > page[-1].sk, limit=1,
+        filter_condition=(TicketEvent.public == True) if public_only else None)), None) is not None  # noqa: E712
+    return page, (page[-1].sk if more else None)
 
 
 REOPEN_DAYS = 7  # a customer's message reopens a resolved ticket within this; later it needs a new one
@@ -201,6 +224,7 @@ def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> Ti
     def apply(ticket: Ticket) -> TicketEvent:
         if ticket.status not in CLOSED:
             raise Conflict("a request can be rated once it is resolved")
+        ticket.csat_score = score  # the latest rating: the customer panel and the report read it
         return ledger.event(ticket, "survey", "customer", body=comment or None, public=False, score=score)
 
     _, event = ledger.change(ticket_id, apply)
@@ -262,9 +286,29 @@ def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
 
 # -- agent transitions ------------------------------------------------------------------------------
 #
-# Each is a ledger.transition: the ticket (version-checked) and its event in one transaction, so a
+# Each is a ledger.transition: the ticket (version-checked) and its events in one transaction, so a
 # transition racing the escalation state machine (which bumps the version too) reloads and applies
 # again on what the machine wrote, and the escalation chain follows the clock the change left.
+# ``check`` is the caller's precondition on the loaded ticket (helpdesk.desk: may this agent act, on
+# the version they saw); ``agent`` names them on the timeline (their Cognito username).
+
+THEN = ("wait", "resolve")  # what a reply may do besides answering: wait for the customer, or resolve
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What the next person needs when a ticket changes hands: shown first to the receiving team and
+    carried in their alert."""
+
+    need: str  # what the customer needs
+    tried: str  # what was tried
+    next_step: str  # what the receiving team should do next
+
+    def text(self) -> str:
+        return f"Needs: {self.need}\nTried: {self.tried}\nNext step: {self.next_step}"
+
+    def as_data(self) -> dict:
+        return {"need": self.need, "tried": self.tried, "next_step": self.next_step}
 
 
 def _actor(agent: str) -> str:
@@ -283,18 +327,45 @@ def _required(text: str | None, what: str, limit: int) -> str:
     return text
 
 
-def _status_changed(ticket: Ticket, actor: str, old_status: str, *, body: str | None = None) -> TicketEvent:
-    return ledger.event(ticket, "status_changed", actor, body=body, **{"from": old_status, "to": ticket.status})
+def _status_changed(ticket: Ticket, actor: str, old_status: str, *, body: str | None = None, public: bool = True,
+                    **data) -> TicketEvent:
+    return ledger.event(ticket, "status_changed", actor, body=body, public=public,
+                        **{"from": old_status, "to": ticket.status}, **data)
 
 
-def reply(ticket_id: str, agent: str, body: str, public: bool = True,
-          policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+def _pause(ticket: Ticket, actor: str) -> TicketEvent:
+    if ticket.status not in ACTIVE:
+        raise Conflict(f"a {ticket.status} ticket cannot wait on its customer")
+    old, ticket.status = ticket.status, PAUSED
+    ticket.paused_at, ticket.due_shard = clock.now(), None  # the plan stays: resume shifts it
+    return _status_changed(ticket, actor, old)
+
+
+def _resolve(ticket: Ticket, actor: str, summary: str | None, policy: Policy, **data) -> TicketEvent:
+    if ticket.status in CLOSED:
+        raise Conflict(f"the ticket is already {ticket.status}")
+    old, ticket.status = ticket.status, "resolved"
+    ticket.resolved_at, ticket.paused_at = clock.now(), None
+    ledger.apply_plan(ticket, policy)  # a resolved ticket has no clock
+    event = _status_changed(ticket, actor, old, body=summary, **data)
+    schedule_auto_close(event, ticket)
+    return event
+
+
+def reply(ticket_id: str, agent: str, body: str, public: bool = True, policy: Policy | None = None, *,
+          then: str | None = None, check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
     """An agent answers. The first public reply meets the first-response target: the ticket opens and
-    its clock moves on to the resolution deadline. A non-public reply is for colleagues only."""
+    its clock moves on to the resolution deadline. A non-public reply is for colleagues only.
+
+    ``then="wait"`` also waits for the customer (the clock stops); ``then="resolve"`` also resolves
+    the ticket, and the customer gets one email: the answer, as the resolution, with the survey.
+    """
     actor, body = _actor(agent), _required(body, "the reply", MESSAGE_MAX)
     policy = policy or load_policy()
+    if then is not None and (then not in THEN or not public):
+        raise InvalidRequest(f"a public reply can then {' or '.join(THEN)}", details=[{"field": "then"}])
 
-    def apply(ticket: Ticket) -> TicketEvent:
+    def apply(ticket: Ticket):
         if ticket.status == "closed":
             raise Conflict("this ticket is closed")
         first = public and ticket.first_responded_at is None and ticket.status not in CLOSED
@@ -303,32 +374,42 @@ def reply(ticket_id: str, agent: str, body: str, public: bool = True,
             if ticket.status == "new":
                 ticket.status = "open"
             ledger.apply_plan(ticket, policy)
-        return ledger.event(ticket, "reply", actor, body=body, public=public, first_response=True if first else None)
+        answer = ledger.event(ticket, "reply", actor, body=body, public=public,
+                              first_response=True if first else None, then=then)
+        if then == "wait":
+            return answer, _pause(ticket, actor)
+        if then == "resolve":  # the resolution carries the answer: the customer reads it once
+            return answer, _resolve(ticket, actor, body, policy, with_reply=answer.event_id)
+        return answer
 
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, apply, check=check)
 
 
-def add_note(ticket_id: str, agent: str, body: str) -> tuple[Ticket, TicketEvent]:
-    """An internal note: never shown to the customer, changes nothing else."""
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
+
+
+def mentioned(body: str) -> list[str]:
+    """The ``@names`` a note mentions, in order, once each."""
+    return list(dict.fromkeys(name.rstrip(".") for name in MENTION.findall(body or "")))
+
+
+def add_note(ticket_id: str, agent: str, body: str, *, mentions: tuple[dict, ...] = (),
+             check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """An internal note: never shown to the customer, changes nothing else. ``mentions`` are the agents
+    it alerts (``{"username", "email"}``, resolved by the caller): each gets a team alert by email."""
     actor, body = _actor(agent), _required(body, "the note", MESSAGE_MAX)
-    return ledger.transition(ticket_id, lambda ticket: ledger.event(ticket, "note", actor, body=body, public=False))
+    return ledger.transition(ticket_id, lambda ticket: ledger.event(
+        ticket, "note", actor, body=body, public=False, mentions=[dict(m) for m in mentions] or None), check=check)
 
 
-def pause(ticket_id: str, agent: str) -> tuple[Ticket, TicketEvent]:
+def pause(ticket_id: str, agent: str, *, check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
     """Waiting on the customer: the SLA clock stops (out of the due index) and so does its chain."""
     actor = _actor(agent)
-
-    def apply(ticket: Ticket) -> TicketEvent:
-        if ticket.status not in ACTIVE:
-            raise Conflict(f"a {ticket.status} ticket cannot wait on its customer")
-        old, ticket.status = ticket.status, PAUSED
-        ticket.paused_at, ticket.due_shard = clock.now(), None  # the plan stays: resume shifts it
-        return _status_changed(ticket, actor, old)
-
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, lambda ticket: _pause(ticket, actor), check=check)
 
 
-def resume(ticket_id: str, agent: str, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+def resume(ticket_id: str, agent: str, policy: Policy | None = None, *,
+           check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
     """The clock runs again; every due time moves by the business time spent waiting."""
     actor = _actor(agent)
     policy = policy or load_policy()
@@ -339,11 +420,11 @@ def resume(ticket_id: str, agent: str, policy: Policy | None = None) -> tuple[Ti
         _resume(ticket, policy)  # status -> open, deadlines shifted, plan recomputed
         return _status_changed(ticket, actor, PAUSED)
 
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, apply, check=check)
 
 
-def change_priority(ticket_id: str, agent: str, priority: str,
-                    policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+def change_priority(ticket_id: str, agent: str, priority: str, policy: Policy | None = None, *,
+                    reason: str | None = None, check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
     """New SLA targets from the policy, counted from the ticket's creation (earlier waits on the
     customer credited again, in the new priority's calendar); the plan follows."""
     actor = _actor(agent)
@@ -361,40 +442,68 @@ def change_priority(ticket_id: str, agent: str, priority: str,
         ticket.first_response_due_at, ticket.resolution_due_at = due.first_response_due_at, due.resolution_due_at
         _credit_waits(ticket, policy, _waits(ticket))
         ledger.apply_plan(ticket, policy)  # a paused ticket stays out of the due index
-        return ledger.event(ticket, "priority_changed", actor, **{"from": old, "to": priority})
+        return ledger.event(ticket, "priority_changed", actor, public=False, reason=reason,
+                            **{"from": old, "to": priority})
 
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, apply, check=check)
 
 
-def resolve(ticket_id: str, agent: str, summary: str, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
+def resolve(ticket_id: str, agent: str, summary: str, policy: Policy | None = None, *,
+            check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
     """Resolved: the clock and the escalation chain stop. The summary is what the customer reads."""
     actor, summary = _actor(agent), _required(summary, "the resolution summary", MESSAGE_MAX)
     policy = policy or load_policy()
+    return ledger.transition(ticket_id, lambda ticket: _resolve(ticket, actor, summary, policy), check=check)
+
+
+def reopen(ticket_id: str, agent: str, reason: str, policy: Policy | None = None, *,
+           check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """An agent takes a resolved ticket up again: its clock runs again with a new chain (a closed
+    ticket stays closed: the customer's follow-up opens a new one that refers to it)."""
+    actor, reason = _actor(agent), _required(reason, "the reason", SUMMARY_MAX)
+    policy = policy or load_policy()
 
     def apply(ticket: Ticket) -> TicketEvent:
-        if ticket.status in CLOSED:
-            raise Conflict(f"the ticket is already {ticket.status}")
-        old, ticket.status = ticket.status, "resolved"
-        ticket.resolved_at, ticket.paused_at = clock.now(), None
-        ledger.apply_plan(ticket, policy)  # a resolved ticket has no clock
-        event = _status_changed(ticket, actor, old, body=summary)
-        schedule_auto_close(event, ticket)
-        return event
+        if ticket.status != "resolved":
+            raise Conflict(f"only a resolved ticket can be reopened; this one is {ticket.status}")
+        ticket.status, ticket.resolved_at = "open", None
+        ledger.apply_plan(ticket, policy)
+        return _status_changed(ticket, actor, "resolved", body=reason, public=False)
 
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, apply, check=check)
 
 
-def escalate(ticket_id: str, agent: str, summary: str, to_department: str | None = None, *,
-             expected_tier: str | None = None, policy: Policy | None = None) -> tuple[Ticket, TicketEvent]:
-    """A manual escalation, with a summary for the next person.
+def assign(ticket_id: str, agent: str, assignee: str | None, *,
+           check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """Who works the ticket (a username; None: nobody). The caller has checked the assignee may."""
+    actor = _actor(agent)
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.status == "closed":
+            raise Conflict("this ticket is closed")
+        if ticket.assignee == assignee:
+            raise Conflict(f"the ticket is assigned to {assignee} already" if assignee else "the ticket is not assigned")
+        old, ticket.assignee = ticket.assignee, assignee
+        return ledger.event(ticket, "assigned", actor, public=False, **{"from": old, "to": assignee})
+
+    return ledger.transition(ticket_id, apply, check=check)
+
+
+def escalate(ticket_id: str, agent: str, summary: str | Handoff, to_department: str | None = None, *,
+             expected_tier: str | None = None, policy: Policy | None = None,
+             check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """A manual escalation, with a hand-off summary for the next person.
 
     Hierarchical (no ``to_department``): the next tier takes the ticket (``escalated``). If its
     deadline has passed already, that tier gets one tier window (see :func:`escalation.plan`).
     ``expected_tier`` (the tier the agent saw) turns a race with an automatic escalation into a
     Conflict instead of a second climb. Functional (``to_department``): another department takes it
-    at the same tier, on the same clock (``transferred``, internal).
+    at the same tier, on the same clock (``transferred``, internal; the receiving team is alerted).
+    Either way the ticket leaves its assignee: the receiving team's queue has it.
     """
-    actor, summary = _actor(agent), _required(summary, "a summary for the next person", SUMMARY_MAX)
+    actor = _actor(agent)
+    handoff = summary if isinstance(summary, Handoff) else None
+    text = _required(handoff.text() if handoff else summary, "a summary for the next person", SUMMARY_MAX)
     policy = policy or load_policy()
     if to_department is not None and to_department not in policy.department_names:
         raise InvalidRequest(f"unknown department {to_department!r}", details=sorted(policy.department_names))
@@ -404,19 +513,73 @@ def escalate(ticket_id: str, agent: str, summary: str, to_department: str | None
             raise Conflict(f"a {ticket.status} ticket cannot be escalated")
         if expected_tier is not None and ticket.tier != expected_tier:
             raise Conflict(f"the ticket is with {ticket.tier} now, not {expected_tier}")
+        extra = {"summary": text, "handoff": handoff.as_data() if handoff else None,
+                 "previous_assignee": ticket.assignee}
         if to_department is not None:
             if to_department == ticket.department:
                 raise Conflict(f"the ticket is with {to_department} already")
-            old, ticket.department = ticket.department, to_department
+            old, ticket.department, ticket.assignee = ticket.department, to_department, None
             ticket.transfer_count = (ticket.transfer_count or 0) + 1
             return ledger.event(ticket, "transferred", actor, public=False, from_department=old,
-                          to_department=to_department, summary=summary, tier=ticket.tier)
+                                to_department=to_department, tier=ticket.tier, **extra)
         if ticket.tier == escalation.MANAGEMENT:
             raise Conflict("the ticket is with management already")
-        old, ticket.tier = ticket.tier, escalation.next_tier(ticket.tier)
+        old, ticket.tier, ticket.assignee = ticket.tier, escalation.next_tier(ticket.tier), None
         ticket.escalation_count = (ticket.escalation_count or 0) + 1
         ledger.apply_plan(ticket, policy)
         return ledger.event(ticket, "escalated", actor, from_tier=old, to_tier=ticket.tier, reason="manual",
-                      auto=False, summary=summary, due_kind=ticket.due_kind)
+                            auto=False, due_kind=ticket.due_kind, department=ticket.department, **extra)
 
-    return ledger.transition(ticket_id, apply)
+    return ledger.transition(ticket_id, apply, check=check)
+
+
+def return_to_tier(ticket_id: str, agent: str, tier: str, note: str, policy: Policy | None = None, *,
+                   check: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """Management hands a ticket back to a tier, with a note for it: that tier gets one tier window
+    from now (the SLA stays breached: it was)."""
+    actor, note = _actor(agent), _required(note, "a note for the tier", SUMMARY_MAX)
+    policy = policy or load_policy()
+    if tier not in escalation.ESCALATION_LADDER[:-1]:
+        raise InvalidRequest(f"a ticket returns to L1, L2 or L3, not {tier!r}", details=[{"field": "tier"}])
+
+    def apply(ticket: Ticket) -> TicketEvent:
+        if ticket.tier != escalation.MANAGEMENT or ticket.status in CLOSED:
+            raise Conflict(f"the ticket is not with management (it is {ticket.status} at {ticket.tier})")
+        ticket.tier, ticket.assignee = tier, None
+        ledger.apply_plan(ticket, policy)
+        return ledger.event(ticket, "returned", actor, public=False, from_tier=escalation.MANAGEMENT, to_tier=tier,
+                            summary=note, department=ticket.department, due_kind=ticket.due_kind)
+
+    return ledger.transition(ticket_id, apply, check=check)
+
+
+def merge(ticket_id: str, agent: str, into: str, note: str | None = None, *,
+          check: ledger.Check | None = None, check_target: ledger.Check | None = None) -> tuple[Ticket, TicketEvent]:
+    """Close ``ticket_id`` as a duplicate of ``into`` (the same customer's), with a link both ways in
+    one transaction; the customer is told where the conversation goes on."""
+    actor = _actor(agent)
+    if into == ticket_id:
+        raise InvalidRequest("a ticket cannot be merged into itself", details=[{"field": "into"}])
+    for _ in range(ledger.ATTEMPTS):
+        duplicate, target = ledger.load(ticket_id), ledger.load(into)
+        if check is not None:
+            check(duplicate)
+        if check_target is not None:
+            check_target(target)
+        if duplicate.status == "closed" or target.status == "closed":
+            raise Conflict("a closed ticket cannot be merged, nor merged into")
+        if duplicate.customer_email != target.customer_email:
+            raise Conflict("only tickets of the same customer can be merged", details=[{"field": "into"}])
+        old, duplicate.status, duplicate.merged_into = duplicate.status, "closed", into
+        ledger.apply_plan(duplicate, load_policy())  # no clock any more
+        closed = _status_changed(duplicate, actor, old, body=note, merged_into=into)
+        linked = ledger.event(target, "merged", actor, public=False, body=note, merged_from=ticket_id,
+                              subject=duplicate.subject)
+        duplicate.updated_at = target.updated_at = closed.at
+        try:
+            ledger.commit_all((duplicate, (closed,)), (target, (linked,)))
+        except ledger.Collision:
+            continue
+        chains.stop(chains.name(duplicate), f"merged into {into}")
+        return duplicate, closed
+    raise Conflict(f"ticket {ticket_id} is changing too fast; please retry")

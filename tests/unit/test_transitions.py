@@ -287,7 +287,8 @@ def test_an_agent_escalates_to_the_next_tier_with_a_summary(store):
     assert (escalated.next_due_at, escalated.escalate_to) == (ticket.next_due_at, "L3")  # the SLA deadline stands
     assert event.type == "escalated" and event.actor == "agent:dana"
     assert event.data.as_dict() == {"from_tier": "L1", "to_tier": "L2", "reason": "manual", "auto": False,
-                                    "summary": "Needs a database fix.", "due_kind": "first_response"}
+                                    "summary": "Needs a database fix.", "due_kind": "first_response",
+                                    "department": "technical"}
     assert store.started == store.stopped == []
 
 

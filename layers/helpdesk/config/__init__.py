@@ -124,6 +124,7 @@ class RoutingRule(_Strict):
 
 class Customers(_Strict):
     vip: tuple[str, ...] = ()
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")  # of a customer's lifetime value (ISO 4217)
 
 
 class Department(_Strict):
