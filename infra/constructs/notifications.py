@@ -204,7 +204,7 @@ class Notifications(Construct):
             self,
             "Delivery",
             source="functions/delivery",
-            description="Helpdesk delivery (customer-updates topic -> SES email and SNS SMS to the customer)",
+            description="Helpdesk delivery (customer updates -> SES email and SMS; @mentions -> the agent's email)",
             environment={
                 Env.IDEMPOTENCY_TABLE: storage.idempotency.table_name,
                 Env.SUPPORT_ADDRESS: support_address,
@@ -221,6 +221,9 @@ class Notifications(Construct):
         )
         self._subscribe(self.customer_updates, subscriptions.LambdaSubscription(self.delivery),
                         notify.CUSTOMER_DELIVERY_FILTER)
+        # @mentions on team-alerts: the delivery emails the agent a note names
+        self._subscribe(self.team_alerts, subscriptions.LambdaSubscription(self.delivery),
+                        notify.MENTION_DELIVERY_FILTER)
         domain = support_address.rpartition("@")[2]
         self.delivery.add_to_role_policy(iam.PolicyStatement(
             actions=["ses:SendEmail", "ses:SendRawEmail"],

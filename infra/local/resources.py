@@ -164,12 +164,17 @@ def subscribe_queue(topic_arn: str, queue_name: str, filter_policy: dict | None 
     """
     sqs, sns = sqs or boto3.client("sqs"), sns or boto3.client("sns")
     url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
-    account = url.rstrip("/").split("/")[-2]  # https://sqs.<region>.amazonaws.com/<account>/<name>
-    arn = f"arn:aws:sqs:{sqs.meta.region_name}:{account}:{queue_name}"
+    arn = _queue_arn(sqs, queue_name, url)
     attributes = {"FilterPolicy": json.dumps(filter_policy), "FilterPolicyScope": "MessageAttributes"} \
         if filter_policy else {}
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
     return url
+
+
+def _queue_arn(sqs, queue_name: str, url: str | None = None) -> str:
+    url = url or sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    account = url.rstrip("/").split("/")[-2]  # https://sqs.<region>.amazonaws.com/<account>/<name>
+    return f"arn:aws:sqs:{sqs.meta.region_name}:{account}:{queue_name}"
 
 
 def notification_subscriptions() -> dict[Env, str]:
@@ -180,6 +185,11 @@ def notification_subscriptions() -> dict[Env, str]:
     clients = {"sqs": boto3.client("sqs"), "sns": boto3.client("sns")}
     subscribe_queue(settings.get(Env.CUSTOMER_UPDATES_TOPIC_ARN), DELIVERY_QUEUE, notify.CUSTOMER_DELIVERY_FILTER,
                     **clients)
+    # The same function takes the @mentions on team-alerts (infra/constructs/notifications.py): one queue.
+    clients["sns"].subscribe(TopicArn=settings.get(Env.TEAM_ALERTS_TOPIC_ARN), Protocol="sqs",
+                             Endpoint=_queue_arn(clients["sqs"], DELIVERY_QUEUE),
+                             Attributes={"FilterPolicy": json.dumps(notify.MENTION_DELIVERY_FILTER),
+                                         "FilterPolicyScope": "MessageAttributes"})
     for subscriber, policy in team_alert_subscribers().items():
         subscribe_queue(settings.get(Env.TEAM_ALERTS_TOPIC_ARN), team_queue_name(subscriber), policy, **clients)
     return {}

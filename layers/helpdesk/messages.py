@@ -80,6 +80,8 @@ class CustomerUpdate(_Wire):
     survey_link: str | None = None  # resolved: where the customer rates our help
     reply_token: str | None = None  # for the ``support+<token>@`` Reply-To (mail.reply_address)
     source_message_id: str | None = None  # email: the customer's Message-ID that opened the ticket
+    merged_into: str | None = None  # closed as a duplicate: the ticket the conversation goes on in
+    merged_link: str | None = None  # the customer's private link to that ticket
     version: int = 1
 
 
@@ -88,7 +90,7 @@ class TeamAlert(_Wire):
     """The facts of a ``team-alerts`` message (its ``default``/``https`` variant is this as JSON)."""
 
     event_id: str
-    event_type: str  # escalated | at_risk | breached
+    event_type: str  # escalated | transferred | returned | at_risk | breached | mention
     ticket_id: str
     subject: str
     department: str
@@ -109,6 +111,11 @@ class TeamAlert(_Wire):
     due_kind: str | None = None  # first_response | resolution: the deadline at issue
     due_at: str | None = None  # that deadline
     next_due_at: str | None = None  # escalated: when the new tier's time runs out
+    from_department: str | None = None  # transferred: the department it left
+    link: str | None = None  # the ticket in the agent console
+    private: bool | None = None  # a private department's ticket: no customer text in the alert
+    recipient: str | None = None  # mention: the agent's address
+    mentioned: str | None = None  # mention: the agent's username
     version: int = 1
 
 
@@ -147,8 +154,10 @@ def _promise(update: CustomerUpdate) -> str:
 
 
 def notice_kind(update: CustomerUpdate) -> str:
-    """created | escalated | reply | resolved: what the customer is being told."""
+    """created | escalated | reply | resolved | merged: what the customer is being told."""
     if update.event_type == "status_changed":
+        if update.merged_into:
+            return "merged"
         return "resolved" if update.status in ("resolved", "closed") else "status_changed"
     return update.event_type
 
@@ -171,6 +180,9 @@ def headline(update: CustomerUpdate) -> str:
         return f"{team[0].upper()}{team[1:]} has replied to your request {ref}."
     if kind == "resolved":
         return f"We have resolved your request {ref}."
+    if kind == "merged":
+        return (f"Your request {ref} is about the same thing as your request {update.merged_into}: "
+                f"we have joined them, and will answer you on {update.merged_into}.")
     return f"There is news on your request {ref}."
 
 
@@ -216,6 +228,8 @@ def _blocks(update: CustomerUpdate) -> list[tuple]:
         if update.survey_link:
             blocks.append(("link", "How did we do? Rate our help, it takes a minute:", "Rate our help",
                            update.survey_link))
+    if kind == "merged" and update.merged_link:
+        blocks.append(("link", "The conversation goes on here:", f"Open {update.merged_into}", update.merged_link))
     if update.link:
         before = {
             "reply": "Answer by replying to this email, or at your private link:",
@@ -300,6 +314,13 @@ def alert_summary(alert: TeamAlert) -> str:
         return f"{ref} at risk: {kind}{due} ({_facts_line(alert)})"
     if alert.event_type == "breached":
         return f"{ref} breached its {kind} target ({_facts_line(alert)})"
+    if alert.event_type == "transferred":
+        return (f"{ref} transferred from {_department(alert.from_department)} to {_department(alert.department)}"
+                f" by {alert.by or 'an agent'} ({alert.priority} priority, {alert.tier})")
+    if alert.event_type == "returned":
+        return f"{ref} returned from management to {alert.tier} ({_department(alert.department)}, {alert.priority} priority)"
+    if alert.event_type == "mention":
+        return f"{alert.by or 'A colleague'} mentioned you on {ref} ({_facts_line(alert)})"
     return f"{ref}: {alert.event_type} ({_facts_line(alert)})"
 
 
@@ -310,6 +331,9 @@ def alert_subject(alert: TeamAlert) -> str:
 
 
 def _reason(alert: TeamAlert) -> str:
+    if alert.event_type in ("transferred", "returned", "mention"):
+        verb = {"transferred": "transferred", "returned": "returned", "mention": "mentioned you"}[alert.event_type]
+        return f"{verb} by {alert.by or 'an agent'}"
     if alert.reason == "manual" or (alert.by and not alert.reason):
         return f"escalated by {alert.by or 'an agent'}"
     kind, due = _due_kind_words(alert.due_kind), _when(alert.due_at, alert.time_zone)
@@ -321,12 +345,14 @@ def _reason(alert: TeamAlert) -> str:
 
 
 def alert_text(alert: TeamAlert) -> str:
-    """The alert as a plain email body: what happened, why, what is next, then the ticket."""
+    """The alert as a plain email body: what happened, why, what is next, then the ticket. A private
+    department's alert says only what happened and where to look: no customer text."""
     lines = [alert_summary(alert) + ".", "", f"Reason:    {_reason(alert)}"]
     if alert.summary:
+        label = "Note:      " if alert.event_type == "mention" else "Summary:   "
         summary = alert.summary.strip().splitlines() or [""]
-        lines += [f"Summary:   {summary[0]}", *(f"           {line}".rstrip() for line in summary[1:])]
-    if alert.event_type == "escalated":
+        lines += [f"{label}{summary[0]}", *(f"           {line}".rstrip() for line in summary[1:])]
+    if alert.event_type in ("escalated", "returned"):
         if alert.next_due_at:
             lines.append(f"Next:      {alert.tier} has until {_when(alert.next_due_at, alert.time_zone)}")
         elif alert.tier == "management":
@@ -337,13 +363,13 @@ def alert_text(alert: TeamAlert) -> str:
     if alert.channel:
         customer += f", via {alert.channel}"
     opened = f", opened {_when(alert.opened_at, alert.time_zone)}" if alert.opened_at else ""
-    lines += [
-        "",
-        f"Ticket:    {alert.ticket_id} - {' '.join(alert.subject.split())}",
-        f"Customer:  {customer}",
-        f"Queue:     {_facts_line(alert)}",
-        f"Status:    {alert.status}{opened}",
-    ]
+    if alert.private:
+        lines += ["", f"Ticket:    {alert.ticket_id} (a private department's ticket: read it in the console)"]
+    else:
+        lines += ["", f"Ticket:    {alert.ticket_id} - {' '.join(alert.subject.split())}", f"Customer:  {customer}"]
+    lines += [f"Queue:     {_facts_line(alert)}", f"Status:    {alert.status}{opened}"]
+    if alert.link:
+        lines.append(f"Open:      {alert.link}")
     return "\n".join(lines) + "\n"
 
 

@@ -53,8 +53,9 @@ CUSTOMER = "customer-updates"
 TEAM = "team-alerts"
 
 CUSTOMER_EVENTS = ("created", "escalated", "reply", "status_changed")
-CUSTOMER_STATUSES = ("resolved",)  # the status changes a customer hears about
-TEAM_EVENTS = ("escalated", "at_risk", "breached")
+CUSTOMER_STATUSES = ("resolved",)  # the status changes a customer hears about (and a merge's close)
+TEAM_EVENTS = ("escalated", "transferred", "returned", "at_risk", "breached")
+MENTION = "mention"  # a note's @mention: a team alert to that one agent (event_type attribute)
 
 # -- filter policies (MessageAttributes scope), the one copy -----------------------------------------
 
@@ -70,6 +71,10 @@ MANAGEMENT_FILTER: dict[str, Any] = {
 def team_filter(department: str, event_types: tuple[str, ...] = TEAM_EVENTS) -> dict[str, Any]:
     """A department's team (email list or chat webhook) on ``team-alerts``: its own tickets' alerts."""
     return {"department": [department], "event_type": list(event_types)}
+
+
+#: The delivery function on ``team-alerts``: @mentions, which it emails to the agent named.
+MENTION_DELIVERY_FILTER: dict[str, Any] = {"event_type": [MENTION]}
 
 
 def stream_filter_pattern() -> dict[str, Any]:
@@ -152,13 +157,26 @@ def new_status(event: TicketEvent) -> str | None:
     return _text(_data(event).get("to"))
 
 
+def merged_into(event: TicketEvent) -> str | None:
+    """The ticket a merge's ``status_changed`` (to closed) sent the conversation to."""
+    return _text(_data(event).get("merged_into"))
+
+
+def mentions(event: TicketEvent) -> list[dict[str, str]]:
+    """The agents a note alerts: ``[{"username", "email"}]``."""
+    found = _data(event).get("mentions") if event.type == "note" else None
+    return [m for m in found or [] if isinstance(m, dict) and m.get("username") and m.get("email")]
+
+
 def routes(event: TicketEvent) -> tuple[str, ...]:
     """The topics an event goes to: (), (CUSTOMER,), (TEAM,) or both."""
     out = []
+    data = _data(event)
     if event.public and event.type in CUSTOMER_EVENTS and (
-            event.type != "status_changed" or new_status(event) in CUSTOMER_STATUSES):
+            event.type != "status_changed" or new_status(event) in CUSTOMER_STATUSES or merged_into(event)) and (
+            data.get("then") != "resolve"):  # a reply that resolves: the resolution's email carries it
         out.append(CUSTOMER)
-    if event.type in TEAM_EVENTS:
+    if event.type in TEAM_EVENTS or mentions(event):
         out.append(TEAM)
     return tuple(out)
 
@@ -202,6 +220,11 @@ def customer_update(event: TicketEvent, ticket: Ticket, *, time_zone: str, link:
     elif event.type == "status_changed":  # resolve(): the body is the summary the customer reads
         status, text = new_status(event), event.body
         survey = survey_link(link) if link and status in CUSTOMER_STATUSES else None
+        merged_link = None
+        if merged_into(event):  # the same customer's: their private link to where it goes on
+            from helpdesk import tickets
+
+            merged_link = tickets.private_link(merged_into(event))
     return CustomerUpdate(
         event_id=event.event_id, event_type=event.type, ticket_id=ticket.ticket_id, subject=ticket.subject,
         channel=ticket.channel, customer_email=ticket.customer_email, at=clock.to_iso(event.at),
@@ -209,6 +232,7 @@ def customer_update(event: TicketEvent, ticket: Ticket, *, time_zone: str, link:
         customer_phone=ticket.customer_phone, department=ticket.department, tier=tier, status=status,
         text=text, due_at=due_at, due_kind=due_kind, survey_link=survey, reply_token=reply_token,
         source_message_id=_text(data.get("source_message_id")) or getattr(ticket, "source_message_id", None),
+        merged_into=merged_into(event), merged_link=merged_link if event.type == "status_changed" else None,
     )
 
 
@@ -216,23 +240,37 @@ def _agent(actor: str | None) -> str | None:
     return actor.removeprefix("agent:") if actor and actor.startswith("agent:") else None
 
 
-def team_alert(event: TicketEvent, ticket: Ticket, *, time_zone: str) -> TeamAlert:
-    """The facts a team needs about an escalation, an at-risk warning or a breach."""
+def console_link(ticket_id: str, base_url: str | None = None) -> str:
+    """The ticket in the agent console (a fragment: the console's page itself needs no token)."""
+    base = (base_url if base_url is not None else settings.get(Env.PUBLIC_BASE_URL)).rstrip("/")
+    return f"{base}/agent/#/tickets/{ticket_id}"
+
+
+def team_alert(event: TicketEvent, ticket: Ticket, *, time_zone: str, private: bool = False,
+               mention: dict[str, str] | None = None) -> TeamAlert:
+    """The facts a team needs about an escalation, a transfer, an at-risk warning or a breach, or an
+    agent about a note that mentions them. A private department's alerts carry no customer text (no
+    subject, name, summary or note): only the reference, what happened, and the link."""
     data = _data(event)
     due_kind = _text(data.get("due_kind")) or ticket.due_kind or (
         "resolution" if ticket.first_responded_at else "first_response")
-    escalated = event.type == "escalated"
-    tier = (_text(data.get("to_tier")) if escalated else None) or ticket.tier
+    moved = event.type in ("escalated", "returned")
+    tier = (_text(data.get("to_tier")) if moved else None) or ticket.tier
+    department = (_text(data.get("to_department")) if event.type == "transferred" else None) or ticket.department
     return TeamAlert(
-        event_id=event.event_id, event_type=event.type, ticket_id=ticket.ticket_id, subject=ticket.subject,
-        department=ticket.department, priority=ticket.priority, tier=tier, status=ticket.status,
+        event_id=event.event_id, event_type=MENTION if mention else event.type, ticket_id=ticket.ticket_id,
+        subject="" if private else ticket.subject,
+        department=department, priority=ticket.priority, tier=tier, status=ticket.status,
         at=clock.to_iso(event.at), time_zone=time_zone, opened_at=_iso(ticket.created_at),
-        channel=ticket.channel, customer_name=ticket.customer_name, customer_tier=ticket.customer_tier,
-        from_tier=_text(data.get("from_tier")) if escalated else None, reason=_text(data.get("reason")),
-        summary=_text(data.get("summary")), by=_agent(event.actor),
+        channel=ticket.channel, customer_name=None if private else ticket.customer_name,
+        customer_tier=ticket.customer_tier,
+        from_tier=_text(data.get("from_tier")) if moved else None, reason=_text(data.get("reason")),
+        summary=None if private else (event.body if mention else _text(data.get("summary"))), by=_agent(event.actor),
         breached=bool(data.get("breached")) or event.type == "breached" or None,
         due_kind=due_kind, due_at=_text(data.get("due_at")) or _iso(_deadline(ticket, due_kind)),
-        next_due_at=_next_due(data, ticket, tier) if escalated else None,
+        next_due_at=_next_due(data, ticket, tier) if moved else None,
+        from_department=_text(data.get("from_department")), link=console_link(ticket.ticket_id),
+        private=private or None, recipient=(mention or {}).get("email"), mentioned=(mention or {}).get("username"),
     )
 
 
@@ -262,13 +300,15 @@ def team_request(alert: TeamAlert, topic_arn: str) -> dict[str, Any]:
         "MessageStructure": "json",
         "Message": json.dumps(variants, ensure_ascii=False),
         "MessageAttributes": _attributes(event_type=alert.event_type, ticket_id=alert.ticket_id,
-                                         department=alert.department, priority=alert.priority, tier=alert.tier),
+                                         department=alert.department, priority=alert.priority, tier=alert.tier,
+                                         agent=alert.mentioned),
     }
 
 
 def outgoing(event: TicketEvent, ticket: Ticket, *, topics: dict[str, str], time_zone: str,
-             link: str = "", reply_token: str | None = None) -> list[dict[str, Any]]:
-    """The messages ``event`` makes: ``{"key": <ticket>:<event id>:<topic>, "request": <publish arguments>}``.
+             link: str = "", reply_token: str | None = None, private: bool = False) -> list[dict[str, Any]]:
+    """The messages ``event`` makes: ``{"key": <ticket>:<event id>:<topic>, "request": <publish arguments>}``
+    (a mention's key adds the agent's username: one alert per agent named).
 
     The key makes each (event, topic) pair publish once: a retry after a failure on one topic
     never repeats the other.
@@ -278,10 +318,17 @@ def outgoing(event: TicketEvent, ticket: Ticket, *, topics: dict[str, str], time
         if route == CUSTOMER:
             update = customer_update(event, ticket, time_zone=ticket.customer_time_zone or time_zone, link=link,
                                      reply_token=reply_token)
-            request = customer_request(update, topics[CUSTOMER])
+            out.append({"key": f"{event.ticket_id}:{event.event_id}:{route}",
+                        "request": customer_request(update, topics[CUSTOMER])})
+        elif event.type == "note":
+            for mention in mentions(event):
+                alert = team_alert(event, ticket, time_zone=time_zone, private=private, mention=mention)
+                out.append({"key": f"{event.ticket_id}:{event.event_id}:{route}:{mention['username']}",
+                            "request": team_request(alert, topics[TEAM])})
         else:
-            request = team_request(team_alert(event, ticket, time_zone=time_zone), topics[TEAM])
-        out.append({"key": f"{event.ticket_id}:{event.event_id}:{route}", "request": request})
+            out.append({"key": f"{event.ticket_id}:{event.event_id}:{route}",
+                        "request": team_request(team_alert(event, ticket, time_zone=time_zone, private=private),
+                                                topics[TEAM])})
     return out
 
 
@@ -306,12 +353,13 @@ def notifications(event: TicketEvent) -> list[dict[str, Any]]:
     from helpdesk.config import load_policy
 
     ticket = ledger.load(event.ticket_id)
+    policy = load_policy()
     token = link = None
     if CUSTOMER in destinations:
         token = tickets.reply_token(ticket.ticket_id)
         link = tickets.private_link(ticket.ticket_id)
-    return outgoing(event, ticket, topics=topic_arns(), time_zone=load_policy().time_zone,
-                    link=link or "", reply_token=token)
+    return outgoing(event, ticket, topics=topic_arns(), time_zone=policy.time_zone,
+                    link=link or "", reply_token=token, private=policy.private(ticket.department))
 
 
 # -- the delivery's rendering ------------------------------------------------------------------------
@@ -347,6 +395,25 @@ def customer_mime(update: CustomerUpdate) -> bytes:
         headers={"X-Helpdesk-Ticket": update.ticket_id},
         auto_submitted=auto,
     )
+
+
+def mention_alert(message: str) -> TeamAlert:
+    """A mention as the delivery gets it from team-alerts (the ``default`` variant: ``{"text", "alert"}``)."""
+    alert = TeamAlert.from_dict(json.loads(message)["alert"])
+    if not alert.recipient:
+        raise ValueError("a mention without the agent's address")
+    return alert
+
+
+def mention_mime(alert: TeamAlert) -> bytes:
+    """The email to the agent a note mentions: the alert's text, from the support address."""
+    sender = support_mailbox()
+    domain = sender.address.rpartition("@")[2]
+    text = messages.alert_text(alert)
+    return mail.build_outbound(
+        sender=sender, to=mail.Mailbox(alert.recipient, alert.mentioned or ""), subject=messages.alert_subject(alert),
+        text=text, html=None, message_id=mail.new_message_id(alert.ticket_id, f"{alert.event_id}.{alert.mentioned}", domain),
+        headers={"X-Helpdesk-Ticket": alert.ticket_id}, auto_submitted=mail.AUTO_GENERATED)
 
 
 def answerable_message_id(value: str | None) -> str | None:

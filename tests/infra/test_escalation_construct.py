@@ -233,7 +233,8 @@ def test_a_public_base_url_reaches_the_notification_functions(configured):
 def test_the_delivery_takes_customer_updates_through_notify_filter_with_a_dlq(synth):
     notifications = synth.stack.notifications
     [subscription] = [s["Properties"] for s in of_type(synth, "AWS::SNS::Subscription").values()
-                      if s["Properties"]["Protocol"] == "lambda"]
+                      if s["Properties"]["Protocol"] == "lambda"
+                      and s["Properties"]["TopicArn"] == ref(synth, notifications.customer_updates)]
     configs = [c["Properties"] for c in of_type(synth, "AWS::Lambda::EventInvokeConfig").values()
                if c["Properties"]["FunctionName"] == ref(synth, notifications.delivery)]
 
@@ -264,13 +265,22 @@ def test_the_delivery_sends_from_the_support_domain_and_texts_without_touching_t
 # -- team alerts --------------------------------------------------------------------------------------
 
 def team_subscriptions(app: Synthesized) -> list[dict]:
+    """The team-alerts subscribers the context configures (not the delivery function's @mentions)."""
     topic = ref(app, app.stack.notifications.team_alerts)
     return [s["Properties"] for s in of_type(app, "AWS::SNS::Subscription").values()
-            if s["Properties"]["TopicArn"] == topic]
+            if s["Properties"]["TopicArn"] == topic and s["Properties"]["Protocol"] != "lambda"]
 
 
 def test_nobody_gets_team_alerts_unless_configured(synth):
     assert team_subscriptions(synth) == []
+
+
+def test_the_delivery_takes_only_the_mentions_from_team_alerts(synth):
+    topic = ref(synth, synth.stack.notifications.team_alerts)
+    [mentions] = [s["Properties"] for s in of_type(synth, "AWS::SNS::Subscription").values()
+                  if s["Properties"]["TopicArn"] == topic]
+    assert mentions["Protocol"] == "lambda" and mentions["FilterPolicy"] == notify.MENTION_DELIVERY_FILTER
+    assert mentions["Endpoint"] == arn(synth, synth.stack.notifications.delivery)
 
 
 def test_team_alert_emails_subscribe_with_notify_filters_and_the_webhook_gets_every_alert_raw(alerting):

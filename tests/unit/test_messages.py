@@ -173,7 +173,13 @@ MANUAL = dict(from_tier="L1", to_tier="L2", reason="manual", auto=False, summary
     (event("reply", public=False), ()),
     (event("message"), ()),
     (event("priority_changed"), ()),
-    (event("transferred"), ()),
+    (event("transferred", public=False, from_department="billing", to_department="technical"), (notify.TEAM,)),
+    (event("returned", public=False, from_tier="management", to_tier="L2"), (notify.TEAM,)),
+    (event("note", public=False, mentions=[{"username": "bea", "email": "bea@agents.example.com"}]), (notify.TEAM,)),
+    (event("reply", then="resolve"), ()),  # the resolution's email carries the answer
+    (event("status_changed", **{"from": "open", "to": "resolved"}, with_reply="r1"), (notify.CUSTOMER,)),
+    (event("status_changed", **{"from": "open", "to": "closed"}, merged_into="HD-AAAAAA"), (notify.CUSTOMER,)),
+    (event("status_changed", **{"from": "resolved", "to": "closed"}, auto=True), ()),
 ])
 def test_each_event_goes_to_the_topics_whose_readers_care(item, expected):
     assert notify.routes(item) == expected
