@@ -10,6 +10,7 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -24,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
-from functions.api import pages
+from functions.api import agent, pages
 from functions.api.schemas import (
     ErrorBody,
     NewMessageRequest,
@@ -42,7 +43,9 @@ from helpdesk.errors import (
     NotFound,
     PreconditionRequired,
     RateLimited,
+    Stale,
 )
+from helpdesk.agents import Unauthenticated
 
 MAX_BODY_BYTES = 64 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -63,7 +66,7 @@ app = APIGatewayRestResolver(enable_validation=True, cors=_cors())
 idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
 # Each domain error's status (a subclass answers as its nearest listed ancestor).
 _STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400, Forbidden: 403, PreconditionRequired: 428,
-           RateLimited: 429}
+           RateLimited: 429, Unauthenticated: 401}
 
 
 # -- plumbing: base URL, content negotiation, one error shape ---------------------------------------
@@ -118,6 +121,10 @@ def _domain(error: DomainError) -> Response:
     response = _error(status, error.code, error.message, error.details)
     if isinstance(error, RateLimited) and error.retry_after:
         response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Stale):  # the client sees which version is current (and can act on it)
+        response.headers["ETag"] = f'"{error.current_version}"'
+        if isinstance(response.body, dict):
+            response.body["current_version"] = error.current_version
     return response
 
 
@@ -230,10 +237,19 @@ def rate(ticket_id: Annotated[str, Path(max_length=32)], rating: Annotated[Surve
     return Response(201, content_types.APPLICATION_JSON, {"score": rating.score})
 
 
+app.include_router(agent.router, prefix="/agent")
+
+# The agents' routes carry the ID token of the agents' Cognito user pool in Authorization (API Gateway's
+# Cognito authorizer checks it before the function runs).
+AGENT_TOKEN = APIKey(name="Authorization", in_=APIKeyIn.header, description=(
+    "An agent's ID token from the agents' Cognito user pool (InitiateAuth), as it is: no Bearer prefix"))
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi():
     return Response(200, content_types.APPLICATION_JSON,
-                    app.get_openapi_json_schema(title="Helpdesk API", version="1"))
+                    app.get_openapi_json_schema(title="Helpdesk API", version="1",
+                                                security_schemes={"agentIdToken": AGENT_TOKEN}))
 
 
 # -- entry point -----------------------------------------------------------------------------------
