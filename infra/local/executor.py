@@ -14,7 +14,7 @@ And a third, cosmetic: the executor logs every ``IsPresent: false`` lookup of a 
 asks whether a ticket has a deadline) as an ERROR; that logger is quietened.
 
 All are process-wide: :class:`AwsLikeExecutor` installs them on ``start()`` and removes them on
-``stop()``. tests/statemachine straightens the same quirks its own way.
+``stop()``, after stopping every execution still running. tests/statemachine uses it too.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import boto3
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from infra.local.emulator import Patches
 
 
 def _seconds_until_timestamp(self, env) -> float:
@@ -53,30 +55,52 @@ def _wait_exactly(self, env, wait_seconds: float) -> None:
 _NOISY = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
 
 
-class AwsLikeExecutor:
+class AwsLikeExecutor(Patches):
     name = "step-functions-clock"
 
-    def __init__(self) -> None:
-        self._saved: tuple | None = None
-
-    def start(self) -> None:
-        if self._saved is not None:
-            return
-        self._saved = (Timestamp._get_wait_seconds, WaitFunction._wait_interval, boto3.client, _NOISY.level)
+    def replacements(self) -> list[tuple[object, str, object]]:
         lock, create = threading.RLock(), boto3.client
 
         def client(*args, **kwargs):
             with lock:
                 return create(*args, **kwargs)
 
-        Timestamp._get_wait_seconds = _seconds_until_timestamp
-        WaitFunction._wait_interval = _wait_exactly
-        boto3.client = client
+        return [(Timestamp, "_get_wait_seconds", _seconds_until_timestamp),
+                (WaitFunction, "_wait_interval", _wait_exactly),
+                (boto3, "client", client)]
+
+    def start(self) -> None:
+        super().start()
+        self._level = _NOISY.level
         _NOISY.setLevel(logging.CRITICAL)
 
     def stop(self) -> None:
-        if self._saved is None:
+        """Stop every running execution first: one outliving its moto account would call AWS."""
+        if self._saved is not None:
+            stop_every_execution()
+            _NOISY.setLevel(self._level)
+        super().stop()
+
+
+def stop_every_execution(timeout: float = 30.0) -> None:
+    """StopExecution on everything still running, until nothing runs (moto cannot stop an execution
+    whose thread has not set up yet: the next round does)."""
+    client = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    machines = [m["stateMachineArn"] for page in client.get_paginator("list_state_machines").paginate()
+                for m in page["stateMachines"]]
+    while True:
+        running = [e["executionArn"] for machine in machines
+                   for page in client.get_paginator("list_executions").paginate(stateMachineArn=machine,
+                                                                                 statusFilter="RUNNING")
+                   for e in page["executions"]]
+        if not running:
             return
-        Timestamp._get_wait_seconds, WaitFunction._wait_interval, boto3.client, level = self._saved
-        _NOISY.setLevel(level)
-        self._saved = None
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(running)} executions still running after {timeout} s")
+        for arn in running:
+            try:
+                client.stop_execution(executionArn=arn)
+            except Exception:  # noqa: BLE001 -- not set up yet: the next round stops it
+                pass
+        time.sleep(0.05)

@@ -9,15 +9,11 @@ deployed 5 minutes compressed by ``HELPDESK_TIME_SCALE`` like the SLA, kept betw
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from helpdesk import clock, settings
 from helpdesk.settings import Env
 from infra.local.api_gateway import LambdaContext
-from infra.local.services import Poller, Service
-
-if TYPE_CHECKING:
-    from infra.local.stack import LocalStack
+from infra.local.services import Poller
 
 DEPLOYED_MINUTES = 5
 MAX_INTERVAL = 5.0
@@ -36,7 +32,7 @@ def scheduled_event(rule: str = "helpdesk-sla-sweep") -> dict:
             "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"], "detail": {}}
 
 
-def sweep_ticker(stack: LocalStack) -> Service:
+def sweep_ticker() -> Poller:
     from functions.sla_sweep import handler  # imported once the resources exist
 
     def tick() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -64,6 +65,9 @@ class PortUnavailable(RuntimeError):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection never holds up the exit
+    # Connections waiting to be accepted (the default, 5, reset 25 of 40 parallel clients); the kernel
+    # caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
 
 class HttpService:
@@ -103,14 +107,24 @@ class HttpService:
 
 
 class Poller:
-    """Runs ``tick()`` every ``interval`` seconds until stopped; a failing tick is logged, not fatal."""
+    """Runs ``tick()`` every ``interval`` seconds until stopped; a failing tick is logged, not fatal.
+
+    A tick returns how much it did (a pump: the records or messages it handled). The last tick that
+    found nothing to do, and finished without error, is remembered (:meth:`status`): once such a tick
+    *started* after a moment, everything the pump could see then has been handled.
+    """
 
     def __init__(self, name: str, tick: Callable[[], object], interval: float):
         self.name = name
         self.tick = tick
         self.interval = interval
+        self.ticks = 0
+        self.last_idle_tick: float | None = None  # when it started (epoch seconds)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "last_idle_tick": self.last_idle_tick}
 
     def start(self) -> None:
         self._stopping.clear()
@@ -119,10 +133,15 @@ class Poller:
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
+            started = time.time()
             try:
-                self.tick()
+                did = self.tick()
             except Exception:
                 log.exception("%s: tick failed", self.name)
+                did = True
+            self.ticks += 1
+            if not did:
+                self.last_idle_tick = started
 
     def stop(self) -> None:
         self._stopping.set()

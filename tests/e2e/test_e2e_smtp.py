@@ -10,11 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from infra.local.stack import SERVICES
 from tests.e2e.local_stack import http
 
 SUPPORT = "support@helpdesk.local"  # the local stack's default support address
-PUMPS = any("pump" in make.__name__ for make in SERVICES)  # the notification path, once the stack runs it
 
 
 def send(stack, message: EmailMessage, to: list[str] | None = None) -> dict:
@@ -85,7 +83,6 @@ def test_an_auto_reply_is_listed_as_rejected_and_opens_no_ticket(local_stack):
     assert tickets_of(local_stack, "tom.baker@example.org") == []
 
 
-@pytest.mark.skipif(not PUMPS, reason="the local stack does not run the notification pumps yet")
 def test_the_customer_gets_an_acknowledgement(local_stack):
     send(local_stack, email("Invoice address", "Please change the invoice address.",
                             sender="Nina Berg <nina.berg@example.se>"))
