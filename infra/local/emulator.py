@@ -1,9 +1,10 @@
 """moto made safe for the local stack's threads, and like DynamoDB where a user would notice.
 
 The local stack serves one in-process moto to many threads at once: the API front, the SMTP intake,
-the Step Functions executions, the pumps and the sweep ticker. moto 5.2.5 is not written for that,
-and three of its shortcuts lose data under concurrent use. :class:`AwsLikeEmulator` straightens
-them while the local stack runs (installed on ``start()``, removed on ``stop()``):
+the Step Functions executions, the pumps and the sweep ticker. moto 5.2.5 is not written for that:
+some of its shortcuts lose data under concurrent use, others cost in proportion to the tables.
+:class:`AwsLikeEmulator` straightens them while the local stack runs (installed on ``start()``,
+removed on ``stop()``):
 
 - **One call at a time.** Every call into moto's backends holds one process-wide lock
   (:data:`CALL_LOCK`), so each AWS API call is atomic, as it is on AWS. Nothing inside a call waits
@@ -18,6 +19,13 @@ them while the local stack runs (installed on ``start()``, removed on ``stop()``
   transaction, keeps copies of only the items it writes, and on a failure puts back exactly those
   and drops the stream records it appended: a cancelled transaction changes nothing and emits
   nothing. Errors keep moto's shape (TransactionCanceledException with its CancellationReasons).
+- **Queries that read one partition.** moto answers a Query by sorting every item of the table and
+  then filtering them, so each request (a ticket's timeline, the sweep's due index) costs in
+  proportion to the table. Here moto is handed only the items the key condition can match.
+- **Nothing kept for moto's dashboard.** moto appends every model object it ever creates (each
+  item version, stream record, shard iterator, queue message, execution) to a list on its class,
+  for its server's dashboard, and never lets go: the process grows with every request. Here models
+  are not tracked.
 - **Streams that forget what was read.** moto keeps every stream record and every shard iterator
   ever issued. Here a record is dropped once every live iterator of its shard is past it (and at
   DynamoDB's 24-hour retention in any case); an iterator is good for one GetRecords call and
@@ -30,14 +38,15 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.common_models import BaseModel
 from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.dynamodb.comparisons import get_filter_expression
@@ -112,6 +121,12 @@ _process_request = BotocoreStubber.process_request
 def _one_call_at_a_time(self: BotocoreStubber, request):
     with CALL_LOCK:
         return _process_request(self, request)
+
+
+# -- untracked models ----------------------------------------------------------------------------------
+
+def _untracked(cls, *args, **kwargs):
+    return object.__new__(cls)
 
 
 # -- transactions ---------------------------------------------------------------------------------------
@@ -220,6 +235,32 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         raise TransactionCanceledException(reasons) from error
 
 
+# -- queries ---------------------------------------------------------------------------------------------
+
+_query = Table.query
+
+
+def query(self: Table, hash_key: DynamoType | None, *args, **kwargs):
+    """moto's Query, on only the items whose key attributes match (moto sorts the whole table first)."""
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    view = copy.copy(self)  # shallow: the same items, another all_items()
+    view.all_items = lambda: _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions") or [])
+    return _query(view, hash_key, *args, **kwargs)
+
+
+def _candidates(table: Table, hash_key: DynamoType | None, index_name: str | None,
+                conditions: list[tuple[str, DynamoType]]) -> list[Item]:
+    if index_name is None:
+        if hash_key is None or hash_key not in table.items:
+            return []
+        partition = table.items[hash_key]
+        return list(partition.values()) if table.range_key_attr else [partition]
+    everything = (item for partition in table.items.values()
+                  for item in (partition.values() if table.range_key_attr else [partition]))
+    return [item for item in everything if all(name in item.attrs and item.attrs[name] == value
+                                               for name, value in conditions)]
+
+
 # -- streams ---------------------------------------------------------------------------------------------
 
 class TrimmedDataAccess(JsonRESTError):
@@ -294,14 +335,16 @@ def get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> 
 # -- the service -------------------------------------------------------------------------------------------
 
 class AwsLikeEmulator(Patches):
-    """The three straightenings above, for the local stack and for tests that run threads."""
+    """The straightenings above, for the local stack and for tests that run threads."""
 
     name = "aws-emulator"
 
     def replacements(self) -> list[tuple[object, str, Callable]]:
         return [
             (BotocoreStubber, "process_request", _one_call_at_a_time),
+            (BaseModel, "__new__", staticmethod(_untracked)),
             (DynamoDBBackend, "transact_write_items", transact_write_items),
+            (Table, "query", query),
             (StreamShard, "get", _shard_records),
             (DynamoDBStreamsBackend, "get_shard_iterator", get_shard_iterator),
             (DynamoDBStreamsBackend, "get_records", get_records),
