@@ -191,30 +191,28 @@ class StreamPump:
         self.given_up: list[dict] = []  # what the cloud's on-failure destination would hold
 
     def tick(self) -> int:
-        """Hand over what waits, in batches; the number of records handed over (0: nothing new)."""
+        """Hand the next batch over (reading the stream to its end when nothing waits); its size."""
         if not self.pending:
             self.pending = [r for r in self.stream.records() if self.pattern is None or matches(self.pattern, r)]
             self.attempts = 0
-        handed = 0
-        while self.pending:
-            batch = self.pending[: self.batch_size]
-            failed = self._invoke(batch)
-            handed += len(batch)
-            if not failed:
-                self.pending, self.attempts = self.pending[len(batch):], 0
-                continue
-            first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
-            self.pending = self.pending[first:]  # the mapping resumes from the first failed record
-            self.attempts += 1
-            if self.attempts > self.retry_attempts:
-                dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
-                self.given_up += dropped
-                log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
-                          self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
-                self.pending = [r for r in self.pending if r not in dropped]
-                self.attempts = 0
-            return handed  # retried on the next tick
-        return handed
+        batch = self.pending[: self.batch_size]
+        if not batch:
+            return 0
+        failed = self._invoke(batch)
+        if not failed:
+            self.pending, self.attempts = self.pending[len(batch):], 0
+            return len(batch)
+        first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
+        self.pending = self.pending[first:]  # the mapping resumes from the first failed record
+        self.attempts += 1
+        if self.attempts > self.retry_attempts:
+            dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
+            self.given_up += dropped
+            log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
+                      self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
+            self.pending = [r for r in self.pending if r not in dropped]
+            self.attempts = 0
+        return len(batch)
 
     def _invoke(self, batch: list[dict]) -> set[str]:
         """The sequence numbers that failed (all of them if the handler raised)."""
@@ -306,16 +304,13 @@ class DeliveryPump:
         self.given_up: list[dict] = []
 
     def tick(self) -> int:
-        """Deliver what waits (a failed message is retried on the next tick); how many were handled."""
-        handled = 0
-        while messages := self.queue.receive():
-            delivered = [self._deliver(envelope, receipt, count) for envelope, receipt, count in messages]
-            handled += len(messages)
-            if not all(delivered):
-                break
-        return handled
+        """Deliver the messages of one receive (a failed one is released for the next); how many."""
+        messages = self.queue.receive()
+        for envelope, receipt, count in messages:
+            self._deliver(envelope, receipt, count)
+        return len(messages)
 
-    def _deliver(self, envelope: dict, receipt: str, count: int) -> bool:
+    def _deliver(self, envelope: dict, receipt: str, count: int) -> None:
         facts = attributes(envelope)
         event_type, ticket_id = facts.get("event_type"), facts.get("ticket_id")
         context = LambdaContext(self.function_name, memory_limit_in_mb=256, timeout_s=30)
@@ -326,11 +321,10 @@ class DeliveryPump:
             log.exception("delivery: %s of %s failed (attempt %d)", event_type, ticket_id, count)
             if count <= self.retry_attempts:
                 self.queue.release(receipt)  # Lambda retries an asynchronous invocation
-                return False
+                return
             self.given_up.append(envelope)
             log.error("delivery: gave up on %s of %s (the cloud's DLQ)", event_type, ticket_id)
         self.queue.delete(receipt)
-        return True
 
 
 class TeamAlertPump:
@@ -340,13 +334,14 @@ class TeamAlertPump:
         self.outbox, self.queues = outbox, queues
 
     def tick(self) -> int:
+        """Record one receive of every mailbox; how many messages."""
         recorded = 0
         for subscriber, queue in self.queues.items():
-            while messages := queue.receive():
-                for envelope, receipt, _ in messages:
-                    self.record(subscriber, envelope)
-                    queue.delete(receipt)
-                recorded += len(messages)
+            messages = queue.receive()
+            for envelope, receipt, _ in messages:
+                self.record(subscriber, envelope)
+                queue.delete(receipt)
+            recorded += len(messages)
         return recorded
 
     def record(self, subscriber: str, envelope: dict) -> None:

@@ -107,11 +107,13 @@ class HttpService:
 
 
 class Poller:
-    """Runs ``tick()`` every ``interval`` seconds until stopped; a failing tick is logged, not fatal.
+    """Calls ``tick()`` until stopped: at once again while it has work, else every ``interval`` seconds.
+    A failing tick is logged, not fatal.
 
-    A tick returns how much it did (a pump: the records or messages it handled). The last tick that
-    found nothing to do, and finished without error, is remembered (:meth:`status`): once such a tick
-    *started* after a moment, everything the pump could see then has been handled.
+    A tick does a bounded piece of work (so that stopping waits for one piece at most) and returns how
+    much (a pump: the records or messages it handled; 0: nothing to do). The last tick that found
+    nothing to do, without error, is remembered (:meth:`status`): once such a tick *started* after a
+    moment, everything the pump could see then has been handled.
     """
 
     def __init__(self, name: str, tick: Callable[[], object], interval: float):
@@ -132,16 +134,18 @@ class Poller:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
+        busy = False
+        while not (self._stopping.is_set() if busy else self._stopping.wait(self.interval)):
             started = time.time()
             try:
-                did = self.tick()
+                busy = bool(self.tick())
             except Exception:
                 log.exception("%s: tick failed", self.name)
-                did = True
+                busy = False
+            else:
+                if not busy:
+                    self.last_idle_tick = started
             self.ticks += 1
-            if not did:
-                self.last_idle_tick = started
 
     def stop(self) -> None:
         self._stopping.set()
