@@ -13,6 +13,7 @@ and must not raise for a service that never started. Two kinds cover what the st
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,13 @@ class _Server(ThreadingHTTPServer):
     # Connections waiting to be accepted (the default, 5, reset 25 of 40 parallel clients); the kernel
     # caps it at net.core.somaxconn.
     request_queue_size = 1024
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up is no error of the server's (socketserver prints a traceback)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s hung up", client_address)
+        else:
+            super().handle_error(request, client_address)
 
 
 class HttpService:
