@@ -217,3 +217,26 @@ def test_the_pump_reads_on_after_an_expired_iterator_and_says_what_was_lost(tabl
     assert "trimmed before they were read" in caplog.text
     client.put_item(TableName=table, Item=key("TICKET#e"))
     assert stream_keys(stream) == [("INSERT", "TICKET#e")]
+
+
+# -- queries ----------------------------------------------------------------------------------------------
+
+def test_queries_answer_as_moto_does_from_one_partition(table):
+    from datetime import timedelta
+
+    from helpdesk import clock, sweep, tickets
+
+    for n in range(3):
+        opened = tickets.open_ticket(tickets.NewTicket(channel="web", customer_email=f"q{n}@example.com",
+                                                       subject="Help", description="It broke."))
+    tickets.add_customer_message(opened.ticket.ticket_id, opened.access_token, "More.")
+
+    def answers() -> tuple:
+        due = sweep.due_entries(clock.now() + timedelta(days=60))  # the due index, shard by shard
+        return due, [e.sk for e in tickets.timeline(opened.ticket.ticket_id, public_only=False)]
+
+    plain = answers()
+    with AwsLikeEmulator():
+        emulated = answers()
+
+    assert emulated == plain and len(plain[0]) == 3 and len(plain[1]) == 2
