@@ -3,7 +3,8 @@
 ``python -m infra.local`` (``make dev``) starts, in one process and in the foreground:
 
 - moto (``aws.py``), holding the resources CDK deploys, built from the same definitions
-  (``resources.py``: one builder per resource; the tests' fixtures call the same code);
+  (``resources.py``: one builder per resource; the tests' fixtures call the same code), made safe
+  for the stack's many threads and flat in cost as the tables grow (``emulator.py``);
 - the API front (``api_gateway.py``): HTTP -> API Gateway REST proxy event -> the API function,
   in-process;
 - the console (``console.py``): tickets and the outbox (``outbox.py``), local only;

@@ -30,7 +30,7 @@ DEFAULT_PORTS: dict[LocalEnv, int] = {
 FUNCTION_DEFAULTS: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "helpdesk",
     "POWERTOOLS_METRICS_NAMESPACE": "Helpdesk",
-    # Locally the sweep ticks every few seconds: its INFO lines and EMF metrics would bury the
+    # Locally the sweep ticks up to every second: its INFO lines and EMF metrics would bury the
     # console. Set either in your shell to see them.
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_METRICS_DISABLED": "true",

@@ -1,7 +1,8 @@
 """The local console: a window onto the local stack's state. Local only, never deployed.
 
-Every page is a function registered with :func:`page`; the index links them all. A later capability
-adds its page the same way (``/rejected`` for refused inbound mail, ``/outbox.html`` to read the outbox...).
+Every page is a function added to a :class:`Pages` collection; the index links them all. A module
+that has pages keeps its own collection (``report_page.PAGES``, ``smtp.PAGES``: ``/rejected``) and
+the stack hands them all to :func:`console`.
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ class Page:
 @dataclass
 class ConsoleState:
     outbox: Outbox
+    status: Callable[[], dict] = dict  # what the stack's services and emulator report (``/status``)
 
 
-PAGES: dict[str, Page] = {}
+class Pages(dict[str, Page]):
+    """Pages by path; ``@pages.add(path, title)`` adds one."""
+
+    def add(self, path: str, title: str):
+        def register(render: Callable[[ConsoleState], tuple[str, str]]):
+            self[path] = Page(path, title, render)
+            return render
+        return register
 
 
-def page(path: str, title: str):
-    def register(render: Callable[[ConsoleState], tuple[str, str]]):
-        PAGES[path] = Page(path, title, render)
-        return render
-    return register
+PAGES = Pages()
 
 
 def _json(value) -> tuple[str, str]:
@@ -59,12 +64,12 @@ def all_tickets() -> list[dict]:
     return sorted(items, key=lambda t: (t.get("created_at") or "", t.get("ticket_id") or ""))
 
 
-@page("/tickets", "Tickets (JSON)")
+@PAGES.add("/tickets", "Tickets (JSON)")
 def _tickets(state: ConsoleState):
     return _json(all_tickets())
 
 
-@page("/outbox", "Outbox: every message the system has sent (JSON)")
+@PAGES.add("/outbox", "Outbox: every message the system has sent (JSON)")
 def _outbox(state: ConsoleState):
     return _json(state.outbox.as_json())
 
@@ -72,7 +77,7 @@ def _outbox(state: ConsoleState):
 _CHANNEL_COLOURS = {"email": "#1d4ed8", "sms": "#047857", "team-alert": "#b91c1c"}
 
 
-@page("/outbox.html", "Outbox, to read: newest first, refreshed every few seconds")
+@PAGES.add("/outbox.html", "Outbox, to read: newest first, refreshed every few seconds")
 def _outbox_html(state: ConsoleState):
     messages = list(reversed(state.outbox.messages()))
     counts = {}
@@ -98,9 +103,14 @@ def _outbox_html(state: ConsoleState):
         f"{items}</body></html>")
 
 
-def index_html() -> str:
+@PAGES.add("/status", "The pumps' last ticks and what the AWS emulator did (JSON)")
+def _status(state: ConsoleState):
+    return _json(state.status())
+
+
+def index_html(pages: Pages) -> str:
     links = "".join(f'<li><a href="{escape(p.path)}">{escape(p.title)}</a> <code>{escape(p.path)}</code></li>'
-                    for p in PAGES.values())
+                    for p in pages.values())
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Helpdesk local console</title>'
             '<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}'
             '</style></head><body><h1>Helpdesk local console</h1>'
@@ -109,19 +119,20 @@ def index_html() -> str:
 
 
 class ConsoleRequestHandler(BaseHTTPRequestHandler):
-    """Reads ``self.server.state`` (a :class:`ConsoleState`)."""
+    """Reads ``self.server.state`` (a :class:`ConsoleState`) and ``self.server.pages``."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's naming
         path = urlsplit(self.path).path.rstrip("/") or "/"
         try:
+            pages = self.server.pages
             if path == "/":
-                status, (content_type, body) = 200, ("text/html; charset=utf-8", index_html())
-            elif path in PAGES:
-                status, (content_type, body) = 200, PAGES[path].render(self.server.state)
+                status, (content_type, body) = 200, ("text/html; charset=utf-8", index_html(pages))
+            elif path in pages:
+                status, (content_type, body) = 200, pages[path].render(self.server.state)
             else:
-                status, (content_type, body) = 404, _json({"error": "not_found", "pages": ["/", *PAGES]})
+                status, (content_type, body) = 404, _json({"error": "not_found", "pages": ["/", *pages]})
         except Exception:
             log.exception("console page %s failed", path)
             status, (content_type, body) = 500, _json({"error": "internal_error"})
@@ -138,8 +149,5 @@ class ConsoleRequestHandler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-def console(port: int, state: ConsoleState) -> HttpService:
-    return HttpService("console", ConsoleRequestHandler, port, state=state)
-
-
-from infra.local import report_page  # noqa: E402,F401  (registers /report and /report.json)
+def console(port: int, state: ConsoleState, pages: Pages = PAGES) -> HttpService:
+    return HttpService("console", ConsoleRequestHandler, port, state=state, pages=pages)

@@ -18,8 +18,8 @@ And :class:`OutboxRecorder` hooks ``notify.send_email`` / ``notify.send_sms`` (t
 email and SMS the delivery function sends really goes through moto's SES v2 / SNS and is recorded in
 the outbox (channel, recipient, subject, text body, ticket id, event type, time).
 
-``SERVICES`` lists them for ``infra/local/stack.py``, after :class:`~infra.local.executor.AwsLikeExecutor`
-(moto's Step Functions executor, keeping time like AWS).
+:func:`stream_pump`, :func:`delivery_pump` and :func:`team_alert_pump` make them services for
+``infra/local/stack.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator
 from email import policy as email_policy
 from email.parser import BytesParser
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -40,12 +40,8 @@ from helpdesk import settings
 from helpdesk.settings import Env
 from infra.local import resources
 from infra.local.api_gateway import LambdaContext
-from infra.local.executor import AwsLikeExecutor
 from infra.local.outbox import Outbox
-from infra.local.services import Poller, Service
-
-if TYPE_CHECKING:
-    from infra.local.stack import LocalStack
+from infra.local.services import Poller
 
 log = logging.getLogger("infra.local")
 
@@ -104,9 +100,14 @@ def _matches_value(rule: object, present: bool, value: object) -> bool:
 # -- the ticket table's stream ---------------------------------------------------------------------------
 
 class TableStream:
-    """The ticket table's DynamoDB stream, read like the Lambda event source mapping reads it: from
-    TRIM_HORIZON, every shard, records in the Lambda event shape (``eventSourceARN`` added, times as
-    epoch seconds)."""
+    """The ticket table's DynamoDB stream, read like the Lambda event source mapping reads it: every
+    shard from its oldest record, each to its end on every call, records in the Lambda event shape
+    (``eventSourceARN`` added, times as epoch seconds).
+
+    It says in the log what it cannot read: an iterator that expired (it reads on after the last
+    record it read), records trimmed before it read them (lost: it reads on from the oldest kept), a
+    shard that appeared or went away.
+    """
 
     def __init__(self, table_name: str):
         ddb = boto3.client("dynamodb")
@@ -115,23 +116,62 @@ class TableStream:
             raise RuntimeError(f"table {table_name} has no stream (resources.ticket_table streams it)")
         self.arn = table["LatestStreamArn"]
         self.client = boto3.client("dynamodbstreams")
-        self.iterators: dict[str, str] = {}
+        self.iterators: dict[str, str] = {}  # shard id -> the iterator of its next read
+        self.checkpoints: dict[str, str] = {}  # shard id -> the sequence number of the last record read
 
     def records(self) -> list[dict]:
         """The records written since the last call, oldest first."""
-        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        shards = [s["ShardId"] for s in self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]]
+        for gone in set(self.iterators) - set(shards):
+            log.warning("stream: shard %s is gone; records after %s may not have been read", gone,
+                        self.checkpoints.get(gone, "its start"))
+            del self.iterators[gone]
         out = []
         for shard in shards:
-            iterator = self.iterators.get(shard["ShardId"]) or self.client.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            page = self.client.get_records(ShardIterator=iterator)
-            self.iterators[shard["ShardId"]] = page["NextShardIterator"]
-            out += [self._lambda_shape(r) for r in page["Records"]]
+            if self.checkpoints and shard not in self.iterators and shard not in self.checkpoints:
+                log.warning("stream: new shard %s, read from its oldest record", shard)
+            out += [self._lambda_shape(r) for r in self._drain(shard)]
         return out
 
     def read(self) -> dict:
         """The records written since the last read, as the publisher's Lambda event (unfiltered)."""
         return {"Records": self.records()}
+
+    def rewind(self) -> None:
+        """Read again from the oldest record the stream keeps."""
+        self.iterators.clear()
+        self.checkpoints.clear()
+
+    def _drain(self, shard: str) -> list[dict]:
+        records: list[dict] = []
+        while True:
+            try:
+                page = self.client.get_records(ShardIterator=self._iterator(shard))
+            except self.client.exceptions.ExpiredIteratorException:
+                log.warning("stream: the iterator of shard %s expired; reading on after %s", shard,
+                            self.checkpoints.get(shard, "its start"))
+                del self.iterators[shard]
+                continue
+            except self.client.exceptions.TrimmedDataAccessException:
+                log.error("stream: records of shard %s after %s were trimmed before they were read (lost); "
+                          "reading on from the oldest kept", shard, self.checkpoints.get(shard, "its start"))
+                del self.iterators[shard]
+                self.checkpoints.pop(shard, None)
+                continue
+            self.iterators[shard] = page["NextShardIterator"]
+            if not page["Records"]:
+                return records
+            records += page["Records"]
+            self.checkpoints[shard] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+
+    def _iterator(self, shard: str) -> str:
+        if shard not in self.iterators:
+            after = self.checkpoints.get(shard)
+            position = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
+                        else {"ShardIteratorType": "TRIM_HORIZON"})
+            self.iterators[shard] = self.client.get_shard_iterator(StreamArn=self.arn, ShardId=shard,
+                                                                   **position)["ShardIterator"]
+        return self.iterators[shard]
 
     def _lambda_shape(self, record: dict) -> dict:
         record = json.loads(json.dumps(record, default=lambda d: d.timestamp()))  # datetimes -> epoch
@@ -150,27 +190,29 @@ class StreamPump:
         self.attempts = 0
         self.given_up: list[dict] = []  # what the cloud's on-failure destination would hold
 
-    def tick(self) -> None:
+    def tick(self) -> int:
+        """Hand the next batch over (reading the stream to its end when nothing waits); its size."""
         if not self.pending:
             self.pending = [r for r in self.stream.records() if self.pattern is None or matches(self.pattern, r)]
             self.attempts = 0
-        while self.pending:
-            batch = self.pending[: self.batch_size]
-            failed = self._invoke(batch)
-            if not failed:
-                self.pending, self.attempts = self.pending[len(batch):], 0
-                continue
-            first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
-            self.pending = self.pending[first:]  # the mapping resumes from the first failed record
-            self.attempts += 1
-            if self.attempts > self.retry_attempts:
-                dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
-                self.given_up += dropped
-                log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
-                          self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
-                self.pending = [r for r in self.pending if r not in dropped]
-                self.attempts = 0
-            return  # retried on the next tick
+        batch = self.pending[: self.batch_size]
+        if not batch:
+            return 0
+        failed = self._invoke(batch)
+        if not failed:
+            self.pending, self.attempts = self.pending[len(batch):], 0
+            return len(batch)
+        first = next(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
+        self.pending = self.pending[first:]  # the mapping resumes from the first failed record
+        self.attempts += 1
+        if self.attempts > self.retry_attempts:
+            dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
+            self.given_up += dropped
+            log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
+                      self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
+            self.pending = [r for r in self.pending if r not in dropped]
+            self.attempts = 0
+        return len(batch)
 
     def _invoke(self, batch: list[dict]) -> set[str]:
         """The sequence numbers that failed (all of them if the handler raised)."""
@@ -261,14 +303,14 @@ class DeliveryPump:
         self.function_name, self.retry_attempts = function_name, retry_attempts
         self.given_up: list[dict] = []
 
-    def tick(self) -> None:
-        """Deliver what waits; a failed message is retried on the next tick, not in this one."""
-        while messages := self.queue.receive():
-            delivered = [self._deliver(envelope, receipt, count) for envelope, receipt, count in messages]
-            if not all(delivered):
-                return
+    def tick(self) -> int:
+        """Deliver the messages of one receive (a failed one is released for the next); how many."""
+        messages = self.queue.receive()
+        for envelope, receipt, count in messages:
+            self._deliver(envelope, receipt, count)
+        return len(messages)
 
-    def _deliver(self, envelope: dict, receipt: str, count: int) -> bool:
+    def _deliver(self, envelope: dict, receipt: str, count: int) -> None:
         facts = attributes(envelope)
         event_type, ticket_id = facts.get("event_type"), facts.get("ticket_id")
         context = LambdaContext(self.function_name, memory_limit_in_mb=256, timeout_s=30)
@@ -279,11 +321,10 @@ class DeliveryPump:
             log.exception("delivery: %s of %s failed (attempt %d)", event_type, ticket_id, count)
             if count <= self.retry_attempts:
                 self.queue.release(receipt)  # Lambda retries an asynchronous invocation
-                return False
+                return
             self.given_up.append(envelope)
             log.error("delivery: gave up on %s of %s (the cloud's DLQ)", event_type, ticket_id)
         self.queue.delete(receipt)
-        return True
 
 
 class TeamAlertPump:
@@ -292,12 +333,16 @@ class TeamAlertPump:
     def __init__(self, outbox: Outbox, queues: dict[str, SnsQueue]):
         self.outbox, self.queues = outbox, queues
 
-    def tick(self) -> None:
+    def tick(self) -> int:
+        """Record one receive of every mailbox; how many messages."""
+        recorded = 0
         for subscriber, queue in self.queues.items():
-            while messages := queue.receive():
-                for envelope, receipt, _ in messages:
-                    self.record(subscriber, envelope)
-                    queue.delete(receipt)
+            messages = queue.receive()
+            for envelope, receipt, _ in messages:
+                self.record(subscriber, envelope)
+                queue.delete(receipt)
+            recorded += len(messages)
+        return recorded
 
     def record(self, subscriber: str, envelope: dict) -> None:
         facts = attributes(envelope)
@@ -369,17 +414,9 @@ class OutboxRecorder:
             self._saved = None
 
 
-# -- the services, for infra/local/stack.py ----------------------------------------------------------------
+# -- the pumps as services, for infra/local/stack.py ---------------------------------------------------------
 
-def _executor(stack: LocalStack) -> Service:
-    return AwsLikeExecutor()
-
-
-def _outbox_recorder(stack: LocalStack) -> Service:
-    return OutboxRecorder(stack.outbox)
-
-
-def _stream_pump(stack: LocalStack) -> Service:
+def stream_pump() -> Poller:
     from functions.publisher import handler  # reads its table names when imported
     from helpdesk import notify
 
@@ -388,22 +425,13 @@ def _stream_pump(stack: LocalStack) -> Service:
     return Poller("stream-pump", pump.tick, interval=POLL_INTERVAL)
 
 
-def _delivery_pump(stack: LocalStack) -> Service:
+def delivery_pump() -> Poller:
     from functions.delivery import handler
 
     pump = DeliveryPump(handler.handler, SnsQueue(resources.DELIVERY_QUEUE))
     return Poller("delivery-pump", pump.tick, interval=POLL_INTERVAL)
 
 
-def _team_alert_pump(stack: LocalStack) -> Service:
+def team_alert_pump(outbox: Outbox) -> Poller:
     queues = {s: SnsQueue(resources.team_queue_name(s)) for s in resources.team_alert_subscribers()}
-    return Poller("team-alert-pump", TeamAlertPump(stack.outbox, queues).tick, interval=POLL_INTERVAL)
-
-
-SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
-    _executor,
-    _outbox_recorder,
-    _stream_pump,
-    _delivery_pump,
-    _team_alert_pump,
-)
+    return Poller("team-alert-pump", TeamAlertPump(outbox, queues).tick, interval=POLL_INTERVAL)

@@ -10,8 +10,9 @@ from datetime import date, timedelta
 from html import escape
 
 from helpdesk import clock, report
-from infra.local.console import ConsoleState, _json, page
+from infra.local.console import ConsoleState, Pages, _json
 
+PAGES = Pages()
 BAR = "#1d4ed8"
 MISS = "#b91c1c"
 
@@ -71,11 +72,11 @@ def render(start: date, end: date) -> str:
             f"{'' if detail else '<p>No tickets opened in this range.</p>'}</body></html>")
 
 
-@page("/report", "SLA report of the last 7 days: table and charts")
+@PAGES.add("/report", "SLA report of the last 7 days: table and charts")
 def _report(state: ConsoleState):
     return "text/html; charset=utf-8", render(*_range())
 
 
-@page("/report.json", "SLA report of the last 7 days (JSON rows)")
+@PAGES.add("/report.json", "SLA report of the last 7 days (JSON rows)")
 def _report_json(state: ConsoleState):
     return _json([r.to_dict() for r in report.report(*_range())])

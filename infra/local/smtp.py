@@ -35,7 +35,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from infra.local.config import HOST
-from infra.local.console import ConsoleState, _json, page
+from infra.local.console import ConsoleState, Pages, _json
 from infra.local.services import PortUnavailable
 
 log = logging.getLogger("infra.local")
@@ -48,6 +48,7 @@ REGION_ACCOUNT = ("us-east-1", "123456789012")  # moto's defaults
 _SES_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 Invoke = Callable[[dict, object], object]
+PAGES = Pages()
 
 
 def ses_message_id() -> str:
@@ -314,7 +315,7 @@ def smtp_intake(port: int, invoke: Invoke) -> SmtpService:
     return SmtpService(port, receiver)
 
 
-@page("/rejected", "Rejected mail: spam, auto-replies, floods, unreadable (JSON)")
+@PAGES.add("/rejected", "Rejected mail: spam, auto-replies, floods, unreadable (JSON)")
 def _rejected(state: ConsoleState):
     from helpdesk import intake
 

@@ -5,9 +5,12 @@ stop order is the reverse. A later capability plugs in by adding a resource buil
 service factory here; nothing else changes::
 
     def _stream_pump(stack):   # DynamoDB stream -> functions.publisher.handler
-        return Poller("stream-pump", StreamPump(stack).tick, interval=0.5)
+        return pumps.stream_pump()
 
-    SERVICES = (_console, _stream_pump, _api)
+    SERVICES = (_emulator, _console, _stream_pump, _api)
+
+A service gets what it needs from the stack as arguments (the outbox, the ports): no piece imports
+the stack back.
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from helpdesk.settings import Env
-from infra.local import config, pumps
+from infra.local import config, console, pumps, report_page, smtp
 from infra.local.api_gateway import api_front
 from infra.local.aws import mocked_aws
 from infra.local.config import LocalEnv
-from infra.local.console import ConsoleState, console
+from infra.local.emulator import COUNTS, AwsLikeEmulator
+from infra.local.executor import AwsLikeExecutor
 from infra.local.outbox import Outbox
 from infra.local.resources import create_resources
 from infra.local.schedule import sweep_ticker
-from infra.local.services import HttpService, Service, Services
-from infra.local.smtp import SmtpService, smtp_intake
+from infra.local.services import HttpService, Poller, Service, Services
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class LocalStack:
         self.services = Services()
         self.api: HttpService | None = None
         self.console: HttpService | None = None
-        self.smtp: SmtpService | None = None
+        self.smtp: smtp.SmtpService | None = None
         self._mock = None
 
     def start(self) -> None:
@@ -83,11 +86,23 @@ class LocalStack:
         api = self.api.url
         return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url)
 
+    def status(self) -> dict:
+        """The pumps' ticks (see :class:`Poller`) and what the emulator did: the console's ``/status``."""
+        return {"pumps": {s.name: s.status() for s in self.services.services if isinstance(s, Poller)},
+                "emulator": dict(COUNTS)}
+
 
 # -- the services, in start order ------------------------------------------------------------------
 
+def _emulator(stack: LocalStack) -> Service:
+    """First: every service after it calls moto from its own threads."""
+    return AwsLikeEmulator()
+
+
 def _console(stack: LocalStack) -> Service:
-    stack.console = console(stack.console_port, ConsoleState(outbox=stack.outbox))
+    state = console.ConsoleState(outbox=stack.outbox, status=stack.status)
+    stack.console = console.console(stack.console_port, state,
+                                    console.Pages({**console.PAGES, **report_page.PAGES, **smtp.PAGES}))
     return stack.console
 
 
@@ -95,8 +110,34 @@ def _smtp(stack: LocalStack) -> Service:
     """SES email receiving: mail to the support address becomes the intake function's SES event."""
     from functions.email_intake import handler  # reads its table and bucket names when imported
 
-    stack.smtp = smtp_intake(config.port(LocalEnv.SMTP_PORT), handler.handler)
+    stack.smtp = smtp.smtp_intake(config.port(LocalEnv.SMTP_PORT), handler.handler)
     return stack.smtp
+
+
+def _executor(stack: LocalStack) -> Service:
+    """moto's Step Functions executor, keeping AWS's time."""
+    return AwsLikeExecutor()
+
+
+def _outbox_recorder(stack: LocalStack) -> Service:
+    return pumps.OutboxRecorder(stack.outbox)
+
+
+def _stream_pump(stack: LocalStack) -> Service:
+    return pumps.stream_pump()
+
+
+def _delivery_pump(stack: LocalStack) -> Service:
+    return pumps.delivery_pump()
+
+
+def _team_alert_pump(stack: LocalStack) -> Service:
+    return pumps.team_alert_pump(stack.outbox)
+
+
+def _sweep_ticker(stack: LocalStack) -> Service:
+    """The SLA sweep, as its EventBridge schedule would invoke it."""
+    return sweep_ticker()
 
 
 def _api(stack: LocalStack) -> Service:
@@ -113,9 +154,14 @@ def _api(stack: LocalStack) -> Service:
 
 
 SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
+    _emulator,
     _console,
     _smtp,
-    *pumps.SERVICES,  # the Step Functions clock, the outbox recorder, the stream/delivery/team-alert pumps
-    sweep_ticker,  # the SLA sweep, as its EventBridge schedule would invoke it
+    _executor,
+    _outbox_recorder,
+    _stream_pump,
+    _delivery_pump,
+    _team_alert_pump,
+    _sweep_ticker,
     _api,
 )

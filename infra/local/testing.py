@@ -1,4 +1,4 @@
-"""pytest fixtures shared by the integration and e2e tests, built on the local stack's own code.
+"""pytest fixtures and helpers shared by the tests, built on the local stack's own code.
 
 Import them into a ``conftest.py``::
 
@@ -7,7 +7,8 @@ Import them into a ``conftest.py``::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -22,3 +23,21 @@ def aws() -> Iterator[dict[Env, str]]:
     subscribers, SES identity: ``resources.NOTIFICATIONS``); see ``resources.TEST_BUILDERS``."""
     with local_aws() as resources:
         yield resources
+
+
+#: How long a test waits for something that must happen (an execution to end, a message to arrive).
+#: Generous: the wait ends as soon as it happens, and a busy machine may take many times longer.
+EVENT_TIMEOUT_S = 60.0
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = EVENT_TIMEOUT_S, interval: float = 0.05,
+             what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)

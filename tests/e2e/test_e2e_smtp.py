@@ -3,43 +3,12 @@ replies join them, machines and strangers to the domain are turned away."""
 
 from __future__ import annotations
 
-import json
 import smtplib
-import time
-from email.message import EmailMessage
 
 import pytest
 
-from infra.local.stack import SERVICES
-from tests.e2e.local_stack import http
-
-SUPPORT = "support@helpdesk.local"  # the local stack's default support address
-PUMPS = any("pump" in make.__name__ for make in SERVICES)  # the notification path, once the stack runs it
-
-
-def send(stack, message: EmailMessage, to: list[str] | None = None) -> dict:
-    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=10) as smtp:
-        return smtp.send_message(message, to_addrs=to)
-
-
-def email(subject: str, body: str, sender: str = "Lena Fischer <lena.fischer@example.de>", **headers) -> EmailMessage:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = sender, SUPPORT, subject
-    for name, value in headers.items():
-        message[name.replace("_", "-")] = value
-    message.set_content(body)
-    return message
-
-
-def console(stack, page: str):
-    status, _, body = http("GET", stack.console_url + page)
-    assert status == 200, body
-    return json.loads(body)
-
-
-def tickets_of(stack, address: str) -> list[dict]:
-    return [t for t in console(stack, "tickets") if t["customer_email"] == address]
-
+from infra.local.testing import wait_for
+from tests.e2e.local_stack import console, email, send, tickets_of
 
 def test_an_email_becomes_a_ticket_and_a_reply_joins_it(local_stack):
     # When a customer writes to the support address over SMTP
@@ -85,19 +54,13 @@ def test_an_auto_reply_is_listed_as_rejected_and_opens_no_ticket(local_stack):
     assert tickets_of(local_stack, "tom.baker@example.org") == []
 
 
-@pytest.mark.skipif(not PUMPS, reason="the local stack does not run the notification pumps yet")
 def test_the_customer_gets_an_acknowledgement(local_stack):
     send(local_stack, email("Invoice address", "Please change the invoice address.",
                             sender="Nina Berg <nina.berg@example.se>"))
     [ticket] = tickets_of(local_stack, "nina.berg@example.se")
 
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        sent = [m for m in console(local_stack, "outbox")
-                if m["ticket_id"] == ticket["ticket_id"] and m["channel"] == "email"]
-        if sent:
-            break
-        time.sleep(0.2)
-    [ack] = sent
+    [ack] = wait_for(lambda: [m for m in console(local_stack, "outbox")
+                              if m["ticket_id"] == ticket["ticket_id"] and m["channel"] == "email"],
+                     what="the acknowledgement")
     assert ack["recipient"] == "nina.berg@example.se" and ack["event_type"] == "created"
     assert ack["subject"] == f"Re: [{ticket['ticket_id']}] Invoice address"

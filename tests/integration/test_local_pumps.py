@@ -93,7 +93,7 @@ def test_the_stream_pump_hands_the_publisher_only_event_inserts_in_lambda_shape(
 def test_a_failed_record_comes_back_from_where_it_failed_then_is_given_up(notifications):
     ids = [open_ticket(subject=f"Refund {n}").ticket.ticket_id for n in range(3)]
     records = notifications.stream.records()
-    notifications.stream.iterators.clear()  # read them again from the start
+    notifications.stream.rewind()  # read them again from the start
     keys = [(r["dynamodb"]["SequenceNumber"], r["dynamodb"]["Keys"]) for r in records]
     second = next(s for s, k in keys if k["pk"]["S"] == f"TICKET#{ids[1]}" and k["sk"]["S"] != "TICKET")
     handler = Recording(fail={second})

@@ -4,7 +4,6 @@ sweep is called directly, as the scheduled function calls it)."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, date, datetime, timedelta
 
 import boto3
@@ -14,6 +13,7 @@ from helpdesk import chains, clock, sweep, tickets
 from helpdesk.config import parse_policy
 from helpdesk.models import Ticket, TicketEvent, ticket_pk
 from helpdesk.settings import Env
+from infra.local.testing import wait_for
 
 # Open around the clock, so windows are plain arithmetic: normal = 4 h to first response, 2 days to resolve.
 POLICY = parse_policy("""
@@ -172,37 +172,19 @@ FUTURE = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)  # chains
 
 
 @pytest.fixture
-def machine(aws):
+def machine(aws, monkeypatch):
+    """The escalation state machine, run as the local stack runs it (every execution stopped after)."""
     from helpdesk import statemachine
-    lock, create = threading.RLock(), boto3.client
-
-    def one_at_a_time(*args, **kwargs):  # moto's executor makes clients on threads: not thread-safe
-        with lock:
-            return create(*args, **kwargs)
+    from infra.local.emulator import AwsLikeEmulator
+    from infra.local.executor import AwsLikeExecutor
 
     client = boto3.client("stepfunctions")
     definition = statemachine.render_definition(statemachine.substitutions(aws[Env.TICKETS_TABLE]))
     arn = client.create_state_machine(name="helpdesk-escalation-sweep-test", definition=definition, type="STANDARD",
                                       roleArn="arn:aws:iam::123456789012:role/escalation")["stateMachineArn"]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(boto3, "client", one_at_a_time)
-        patch.setenv(Env.ESCALATION_STATE_MACHINE_ARN.value, arn)
+    monkeypatch.setenv(Env.ESCALATION_STATE_MACHINE_ARN.value, arn)
+    with AwsLikeEmulator(), AwsLikeExecutor():
         yield client
-        for execution in client.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-            _stop(client, execution["executionArn"])
-
-
-def _stop(client, arn: str) -> None:
-    """moto cannot stop an execution whose worker has not started yet: try again for a moment."""
-    import time
-
-    for _ in range(100):
-        try:
-            client.stop_execution(executionArn=arn, cause="test")
-            return
-        except AttributeError:
-            time.sleep(0.02)
-    raise AssertionError(f"could not stop {arn}")
 
 
 def _execution(client, name: str) -> dict:
@@ -211,13 +193,7 @@ def _execution(client, name: str) -> dict:
 
 
 def _wait_status(client, name: str, wanted: str) -> None:
-    import time
-
-    for _ in range(100):
-        if _execution(client, name)["status"] == wanted:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{name} never {wanted}")
+    wait_for(lambda: _execution(client, name)["status"] == wanted, what=f"{name} to be {wanted}")
 
 
 def test_a_failed_chain_is_handed_to_a_new_execution(machine, monkeypatch):

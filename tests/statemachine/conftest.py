@@ -1,23 +1,21 @@
 """The escalation state machine's own ASL file, executed by moto, on tickets written by the use cases.
 
 SLA durations are seconds (a tiny policy, open around the clock), so a whole ladder climbs in a few
-seconds; tests poll the ticket or the execution with bounded timeouts and never sleep on an SLA.
+seconds; tests poll the ticket or the execution until what they wait for happens (``wait_for``, with a
+generous deadline) and never sleep on an SLA.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
-import logging
-import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from helpdesk.config import Policy, parse_policy
 from helpdesk.settings import Env
+from infra.local.testing import EVENT_TIMEOUT_S, wait_for  # noqa: F401  (wait_for: for the tests)
 
 #: Whole seconds (every stored time is). A ticket opened at 12:00:00.9 is due at 12:00:03, so its chain
 #: sleeps at least 2 s: room for a test to act before the deadline. Windows after an escalation are
@@ -75,108 +73,23 @@ def policy() -> Policy:
 
 
 @contextlib.contextmanager
-def waits_like_aws() -> Iterator[None]:
-    """Two moto 5.2.5 executor quirks AWS does not have, straightened for the duration.
-
-    A Wait on a timestamp truncates what is left (``int(seconds)``), so it wakes up to a second
-    early; AWS never wakes before the timestamp: round up. And see :func:`one_client_at_a_time`.
-    """
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
-
-    def wait_seconds(self, env) -> int:
-        self.string.eval(env=env)
-        text = env.stack.pop()
-        moment = self._from_timestamp_string(timestamp=text)
-        if moment is None:
-            raise FailureEventException(self._create_failure_event(env, text))
-        return math.ceil((moment - datetime.datetime.now()).total_seconds())  # naive local time: TZ=UTC
-
-    original = Timestamp._get_wait_seconds
-    Timestamp._get_wait_seconds = wait_seconds
-    try:
-        with one_client_at_a_time():
-            yield
-    finally:
-        Timestamp._get_wait_seconds = original
-
-
-@contextlib.contextmanager
-def one_client_at_a_time() -> Iterator[None]:
-    """moto's executor makes a boto3 client per task on the shared default session, which is not
-    thread-safe: executions side by side sporadically fail a task ("'dict' object has no attribute
-    'region'"). Serialise client creation (AWS itself has no such problem)."""
-    import threading
-
-    import boto3
-
-    lock, original = threading.RLock(), boto3.client
-
-    def client(*args, **kwargs):
-        with lock:
-            return original(*args, **kwargs)
-
-    boto3.client = client
-    try:
-        yield
-    finally:
-        boto3.client = original
-
-
-@contextlib.contextmanager
 def escalation_aws() -> Iterator[dict[Env, str]]:
-    """moto with the local stack's resources, and the escalation state machine."""
+    """moto with the local stack's resources and the escalation state machine, straightened as the
+    local stack straightens it (its emulator and executor: one call at a time, Waits that never wake
+    early); every execution still running is stopped before the account goes."""
     from infra.local.aws import local_aws
+    from infra.local.emulator import AwsLikeEmulator
+    from infra.local.executor import AwsLikeExecutor
     from infra.local.resources import WITHOUT_CHAINS, escalation_state_machine
 
-    quiet = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # it logs every IsPresent=false lookup as an ERROR
-    with waits_like_aws(), local_aws((*WITHOUT_CHAINS, escalation_state_machine)) as resources:
-        try:
-            yield resources
-        finally:
-            stop_every_chain(resources[Env.ESCALATION_STATE_MACHINE_ARN])
-            quiet.setLevel(level)
-
-
-def stop_every_chain(machine_arn: str, timeout: float = 5.0) -> None:
-    """Stop what still runs before the mock goes: a chain outliving its moto account would call AWS."""
-    import boto3
-
-    client = boto3.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        running = client.list_executions(stateMachineArn=machine_arn, statusFilter="RUNNING")["executions"]
-        if not running:
-            break
-        for execution in running:
-            try:
-                client.stop_execution(executionArn=execution["executionArn"])
-            except Exception:  # noqa: BLE001 -- moto: not started yet; the next round stops it
-                pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"executions still running: {[e['name'] for e in running]}")
-        time.sleep(0.05)
-    time.sleep(0.1)  # let a stopped worker finish the step it was in
+    with local_aws((*WITHOUT_CHAINS, escalation_state_machine)) as resources, AwsLikeEmulator(), AwsLikeExecutor():
+        yield resources
 
 
 @pytest.fixture
 def sfn_aws() -> Iterator[dict[Env, str]]:
     with escalation_aws() as resources:
         yield resources
-
-
-def wait_for(predicate: Callable[[], object], *, timeout: float = 8.0, interval: float = 0.05, what: str = "") -> object:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 class Chain:
@@ -197,7 +110,7 @@ class Chain:
     def executions(self) -> list[dict]:
         return self.client.list_executions(stateMachineArn=self.machine_arn)["executions"]
 
-    def wait_until_done(self, name: str, timeout: float = 8.0) -> str:
+    def wait_until_done(self, name: str, timeout: float = EVENT_TIMEOUT_S) -> str:
         status = wait_for(lambda: (s := self.status(name)) != "RUNNING" and s, timeout=timeout,
                           what=f"execution {name} to end")
         if status == "FAILED":

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from helpdesk import chains, clock, ledger, tickets
 from helpdesk.models import Ticket
-from tests.statemachine.conftest import events_of, new_ticket, wait_for
+from tests.statemachine.conftest import dumps, events_of, new_ticket, wait_for
 
 AGENT = "dana"
 
@@ -37,7 +37,7 @@ def test_unanswered_tickets_climb_the_ladder_to_management_side_by_side(sfn_aws,
 
     # When their chains run to the end
     for ticket in opened:
-        assert chain.wait_until_done(ticket.ticket_id, timeout=10) == "SUCCEEDED"
+        assert chain.wait_until_done(ticket.ticket_id) == "SUCCEEDED"
 
     # Then each climbed L1 -> L2 -> L3 -> management on its plan, one event per step, and breached
     for ticket in opened:
@@ -119,7 +119,7 @@ def test_a_paused_ticket_escalates_only_after_its_deadline_moved_by_the_pause(sf
     assert event.data.as_dict() == {"from": "pending_customer", "to": "open"}
     [escalated] = wait_for(lambda: escalations(ticket.ticket_id), what="the escalation")
     assert escalated.data["due_at"] == clock.to_iso(resumed.next_due_at)
-    assert escalated.at - resumed.next_due_at < timedelta(seconds=2)
+    assert escalated.at >= resumed.next_due_at  # not at the deadline the pause moved
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
 
 
@@ -136,7 +136,7 @@ def test_raising_the_priority_brings_the_escalation_forward_under_a_new_chain(sf
     assert raised.next_due_at < ticket.next_due_at and raised.escalation_chain == f"{ticket.ticket_id}-r2"
     assert event.data.as_dict() == {"from": "low", "to": "normal"}
     assert chain.wait_until_done(ticket.ticket_id) == "ABORTED"
-    [escalated] = wait_for(lambda: escalations(ticket.ticket_id), timeout=5, what="the early escalation")
+    [escalated] = wait_for(lambda: escalations(ticket.ticket_id), what="the early escalation")
     assert escalated.data["due_at"] == clock.to_iso(raised.next_due_at)
     assert escalated.at < ticket.next_due_at
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
@@ -220,4 +220,43 @@ def test_an_escalation_landing_during_a_reply_is_kept_and_the_reply_applies_on_t
     assert answer.at >= escalated.at and answer.event_id == reply.event_id
     wait_for(lambda: slept_until(chain, ticket.ticket_id, answered.resolution_due_at), what="the chain to sleep on")
     assert len(escalations(ticket.ticket_id)) == 1
+    tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
+
+
+def test_a_chain_that_died_of_a_runtime_error_is_repaired_by_the_sweep_and_escalates_on_time(sfn_aws, chain, policy,
+                                                                                              monkeypatch):
+    """An error States.Runtime cannot be retried or caught: the execution fails. On AWS a path that finds
+    nothing raises it; in moto any Python exception in an aws-sdk task does (the unlocked emulator's
+    "dictionary changed size during iteration" did). The sweep's chain repair is the net."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from helpdesk import sweep
+
+    transact, broken = DynamoDBBackend.transact_write_items, threading.Event()
+
+    def fails_once_in_the_chain(backend, transact_items):
+        if threading.current_thread() is not threading.main_thread() and not broken.is_set():
+            broken.set()
+            raise RuntimeError("dictionary changed size during iteration")
+        return transact(backend, transact_items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", fails_once_in_the_chain)
+    ticket = new_ticket(policy)  # its chain's escalation at the deadline fails
+
+    assert chain.wait_until_done(ticket.ticket_id) == "FAILED"
+    assert "States.Runtime" in dumps(chain.failures(ticket.ticket_id))
+    assert not escalations(ticket.ticket_id)
+
+    # When the sweep runs once the deadline has passed by its grace
+    grace = timedelta(seconds=1)
+    wait_for(lambda: clock.now() >= ticket.next_due_at + grace, what="the deadline and the grace to pass")
+    result = sweep.Sweep(policy=policy, grace=grace).run()
+
+    # Then a new chain owns the ticket and escalates it at its first wake (its deadline has passed)
+    assert result.chains_repaired == 1
+    repaired = tickets.load(ticket.ticket_id).escalation_chain
+    assert repaired == f"{ticket.ticket_id}-s{ticket.version + 1}"
+    [escalated] = wait_for(lambda: escalations(ticket.ticket_id), what="the repaired chain's escalation")
+    assert escalated.data["due_at"] == clock.to_iso(ticket.next_due_at)
+    assert chain.states_entered(repaired)[:6] == ["Read", "Decide", "Sleep", "Read", "Decide", "Escalate"]
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
