@@ -24,6 +24,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 from helpdesk import clock, settings
+from helpdesk.utf8 import storable_item
 
 TICKET_SK = "TICKET"
 EVENT_SK_PREFIX = "EVENT#"
@@ -92,6 +93,14 @@ class _TableMeta:
     region = None  # AWS_DEFAULT_REGION, shared with boto3 clients
 
 
+class _Item:
+    """What every write (``save``, and ``TransactWrite.save``, which serialises the same way) holds:
+    only text DynamoDB accepts (strings in attributes, maps and lists pass through ``utf8.storable``)."""
+
+    def serialize(self, null_check: bool = True) -> dict:
+        return storable_item(super().serialize(null_check=null_check))
+
+
 class DueIndex(GlobalSecondaryIndex["Ticket"]):
     """Sparse: only tickets whose SLA clock runs carry ``due_shard``; the sweep reads it shard by shard."""
 
@@ -126,7 +135,7 @@ class OpenedIndex(GlobalSecondaryIndex["Ticket"]):
     created_at = IsoTimeAttribute(range_key=True)
 
 
-class Ticket(Model):
+class Ticket(_Item, Model):
     class Meta(_TableMeta):
         pass
 
@@ -190,7 +199,7 @@ class Ticket(Model):
     opened_index = OpenedIndex()
 
 
-class TicketEvent(Model):
+class TicketEvent(_Item, Model):
     """One line of a ticket's timeline. ``public`` events are shown to the customer."""
 
     class Meta(_TableMeta):
@@ -213,7 +222,7 @@ class TicketEvent(Model):
     due_kind = UnicodeAttribute(null=True)  # auto_close
 
 
-class RejectedMail(Model):
+class RejectedMail(_Item, Model):
     """Inbound email that opened no ticket and reached none (spam, virus, an auto-reply, a bounce, a
     list, a flood, an unreadable message), kept for agents with the raw message's place in the mail
     bucket. One partition per UTC day, oldest first; it expires with the raw message.
@@ -241,7 +250,7 @@ def rejected_pk(day: str) -> str:
     return f"REJECTED#{day}"
 
 
-class SenderCounter(Model):
+class SenderCounter(_Item, Model):
     """How many tickets one sender opened by email in one clock hour (the email rate limit)."""
 
     class Meta(_TableMeta):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from helpdesk.utf8 import storable
+
 # Labels mail clients write, mapped to the superset codec that is actually in use (as browsers do).
 _CHARSET_ALIASES = {
     "iso8859-1": "cp1252", "ascii": "cp1252", "shift_jis": "cp932", "euc_kr": "cp949",
@@ -40,7 +42,13 @@ def bytes_to_text(data: bytes) -> str:
 
 
 def decode_text(data: bytes, charset: str | None) -> tuple[str, str | None]:
-    """Text for ``data`` in its declared charset, never raising: (text, defect or None)."""
+    """Text for ``data`` in its declared charset, never raising: (text, defect or None). The text is
+    always storable: UTF-7 and a few other codecs decode lone surrogates, which become U+FFFD."""
+    text, defect = _decode(data, charset)
+    return storable(text), defect
+
+
+def _decode(data: bytes, charset: str | None) -> tuple[str, str | None]:
     codec = _codec(charset)
     if codec is None:
         text = bytes_to_text(data)
