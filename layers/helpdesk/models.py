@@ -24,6 +24,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 from helpdesk import clock, settings
+from helpdesk.budget import Budget, fit
 from helpdesk.utf8 import storable_item
 
 TICKET_SK = "TICKET"
@@ -95,10 +96,14 @@ class _TableMeta:
 
 class _Item:
     """What every write (``save``, and ``TransactWrite.save``, which serialises the same way) holds:
-    only text DynamoDB accepts (strings in attributes, maps and lists pass through ``utf8.storable``)."""
+    only text DynamoDB accepts (strings in attributes, maps and lists pass through
+    ``utf8.storable``), within the model's size budget (``helpdesk.budget``: what gives way is said
+    in the item's ``omitted`` map)."""
+
+    budget = Budget()
 
     def serialize(self, null_check: bool = True) -> dict:
-        return storable_item(super().serialize(null_check=null_check))
+        return fit(storable_item(super().serialize(null_check=null_check)), self.budget)
 
 
 class DueIndex(GlobalSecondaryIndex["Ticket"]):
@@ -192,7 +197,10 @@ class Ticket(_Item, Model):
     source_message_id = UnicodeAttribute(null=True)
     related_ticket_id = UnicodeAttribute(null=True)
     attachments = ListAttribute(null=True)
+    omitted = MapAttribute(null=True)  # what the size budget left out: {"attachments": 2950, ...}
     version = VersionAttribute()
+
+    budget = Budget(lists=(("attachments",),), texts=(("description",),))
 
     due_index = DueIndex()
     customer_index = CustomerIndex()
@@ -220,6 +228,9 @@ class TicketEvent(_Item, Model):
     due_shard = UnicodeAttribute(null=True)
     next_due_at = IsoTimeAttribute(null=True)
     due_kind = UnicodeAttribute(null=True)  # auto_close
+    omitted = MapAttribute(null=True)  # what the size budget left out: {"attachments": 2950, "body": 1200}
+
+    budget = Budget(lists=(("data", "attachments"),), texts=(("body",),))
 
 
 class RejectedMail(_Item, Model):
@@ -244,6 +255,9 @@ class RejectedMail(_Item, Model):
     s3_key = UnicodeAttribute(null=True)  # the raw message
     ticket_id = UnicodeAttribute(null=True)  # the ticket it names (subject or our Message-ID), unverified
     expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
+    omitted = MapAttribute(null=True)  # what the size budget left out
+
+    budget = Budget(lists=(("recipients",),), texts=(("detail",), ("subject",)))
 
 
 def rejected_pk(day: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from helpdesk import clock, ids, intake, ledger, mail, messages, models, tickets
+from helpdesk import budget, clock, ids, intake, ledger, mail, messages, models, tickets
 from helpdesk.settings import Env
 from tests.conftest import sample_event
 from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs, sns_event
@@ -402,6 +402,69 @@ def test_an_infrastructure_error_fails_the_invocation_so_lambda_retries_it(mailr
     mailroom.s3.put_object(Bucket=mailroom.bucket, Key="inbound/late00000000000000000000000000000000000",
                            Body=email().as_bytes())
     assert mailroom.invoke(event)["kind"] == "ticket"
+
+
+# -- what a message may cost: every item within its size budget ---------------------------------------
+
+def with_files(count: int, *, subject: str = "Scans of all my receipts", sender: str = "ana.lima@example.com") -> bytes:
+    """A message with ``count`` attachments of long names (3,000 make about 600 KB)."""
+    boundary = "=_files"
+    parts = [f"From: Ana Lima <{sender}>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n"
+             f"Message-ID: <{secrets.token_hex(8)}@mail.example.com>\r\nMIME-Version: 1.0\r\n"
+             f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n',
+             f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nAll my receipts are attached.\r\n"]
+    for n in range(count):
+        name = f"{n:04d}-scanned-receipt-from-the-accounting-export-with-a-very-long-name-{'x' * 40}.pdf"
+        parts.append(f"--{boundary}\r\nContent-Type: application/pdf\r\n"
+                     f'Content-Disposition: attachment; filename="{name}"\r\n\r\n%PDF\r\n')
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
+
+
+def stored_size(pk: str, sk: str) -> int:
+    """The item's size as DynamoDB counts it, read back from the table."""
+    from helpdesk.budget import item_size
+
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
+    return item_size(boto3.client("dynamodb").get_item(TableName=models.Ticket.Meta.table_name, Key=key)["Item"])
+
+
+def test_an_email_with_3000_attachments_becomes_a_ticket_that_says_what_it_left_out(mailroom):
+    # Given a 600 KB email with 3,000 attachments with long names
+    raw = with_files(3000)
+    assert len(raw) > 550 * 1024
+
+    # When it arrives
+    outcome = mailroom.deliver(raw)
+
+    # Then it is a ticket whose item, and its event's, fit DynamoDB's 400 KB, listing the first files
+    assert outcome["kind"] == "ticket", outcome
+    ticket = ledger.load(outcome["ticket_id"])
+    [created] = events(ticket.ticket_id)
+    assert stored_size(ticket.pk, ticket.sk) < 400 * 1024 and stored_size(created.pk, created.sk) < 400 * 1024
+    assert ticket.attachments[0]["filename"].startswith("0000-") and "key" in ticket.attachments[0]
+    # ...and saying how many more there were (the raw mail keeps them all)
+    assert len(ticket.attachments) == budget.LISTED_MAX
+    assert ticket.omitted.as_dict() == {"attachments": 3000 - budget.LISTED_MAX}
+    assert len(data(created)["attachments"]) == budget.LISTED_MAX
+    assert created.omitted.as_dict() == {"attachments": 3000 - budget.LISTED_MAX}
+
+
+def test_replies_with_files_keep_adding_to_what_the_ticket_left_out(mailroom):
+    # Given a ticket opened with 120 files (20 past what an item lists)
+    outcome = mailroom.deliver(with_files(120))
+    tid = outcome["ticket_id"]
+
+    # When the customer answers twice with 30 more files each
+    for _ in range(2):
+        assert mailroom.deliver(with_files(30, subject=f"Re: [{tid}] More receipts"))["kind"] == "message"
+
+    # Then the ticket still lists as many as an item may, and counts every file it left out
+    ticket = ledger.load(tid)
+    assert len(ticket.attachments) == budget.LISTED_MAX
+    assert ticket.omitted.as_dict() == {"attachments": 20 + 30 + 30}
+    # ...while each message lists its own files
+    messages_ = [e for e in events(tid) if e.type == "message"]
+    assert [len(data(m)["attachments"]) for m in messages_] == [30, 30]
 
 
 # -- abuse -------------------------------------------------------------------------------------------
