@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from helpdesk import addresses
 from helpdesk.config import ZoneName
 from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
 
@@ -26,7 +27,16 @@ def _single_line(value: str) -> str:
     return _no_control_characters(value)
 
 
+def _deliverable(value: str) -> str:
+    try:
+        return addresses.deliverable(value)
+    except addresses.Undeliverable as error:
+        raise ValueError(error.message) from None
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
+# An address SES can send to (helpdesk.addresses), stored as we send to it: lower case, IDNA domain.
+Email = Annotated[str, AfterValidator(_deliverable), Field(json_schema_extra={"format": "email"})]
 Line = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_single_line)]
 
 
@@ -46,7 +56,7 @@ class _Request(BaseModel):
 class NewTicketRequest(_Request):
 
     name: Annotated[Line, Field(max_length=200)] = ""
-    email: EmailStr
+    email: Email
     phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, for SMS updates")] | None = None
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]

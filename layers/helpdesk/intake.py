@@ -12,6 +12,8 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    MIME). No sender, or no text and no subject at all: rejected (``unparseable``, with why).
 3. A machine sent it (an auto-reply, a bounce, a mailing list, our own address): rejected
    (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
+   A sender we cannot write to (``helpdesk.addresses``: a non-ASCII local part, no real domain, a
+   control character) is rejected too (``undeliverable``): every update of its ticket would fail.
 4. It answers a ticket: its reply address carries the ticket's reply token (``support+<token>@``),
    or its subject carries the ticket's reference or its In-Reply-To/References one of our Message-IDs
    *and* the sender is that ticket's customer. It becomes a ``message`` on the ticket; a resolved
@@ -44,7 +46,7 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import clock, ids, ledger, mail, notify, settings, tickets
+from helpdesk import addresses, clock, ids, ledger, mail, notify, settings, tickets
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import NotFound
 from helpdesk.models import RejectedMail, SenderCounter, Ticket, rejected_pk
@@ -59,8 +61,8 @@ NO_SUBJECT = "(no subject)"
 DEDUPE_SECONDS = 2 * 24 * 3600  # how long a processed SES message id is remembered (async retries: 6 h)
 
 # Why a message opened no ticket (RejectedMail.reason).
-SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, RATE_LIMITED = (
-    "spam", "virus", "spoofed", "automated", "unparseable", "rate_limited")
+SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, UNDELIVERABLE, RATE_LIMITED = (
+    "spam", "virus", "spoofed", "automated", "unparseable", "undeliverable", "rate_limited")
 
 _SES_MESSAGE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TRUNCATED = "\n\n[Shortened: the whole message is kept with the original email.]"
@@ -196,26 +198,31 @@ def receive(receipt: Receipt, store: MailStore, *, policy: Policy | None = None)
     if automated:
         return _reject(receipt, store, AUTOMATED, automated, sender=inbound.sender.address,
                        subject=inbound.subject, ticket_id=_named_ticket(inbound, domain))
+    try:
+        sender = addresses.deliverable(inbound.sender.address)  # as the ticket stores it: IDNA, lower case
+    except addresses.Undeliverable as error:
+        return _reject(receipt, store, UNDELIVERABLE, f"we cannot write to the sender's address: {error.message}",
+                       sender=inbound.sender.address, subject=inbound.subject, ticket_id=_named_ticket(inbound, domain))
 
     policy = policy or load_policy()
     related = None
-    answered = _answered_ticket(inbound, receipt, support)
+    answered = _answered_ticket(inbound, sender, receipt, support)
     if answered:
         ticket, via = answered
-        outcome = _add_message(ticket, inbound, message, receipt, store, via, policy)
+        outcome = _add_message(ticket, inbound, sender, message, receipt, store, via, policy)
         if outcome:
             return outcome
         related = ticket.ticket_id  # closed, or resolved too long ago: a new ticket refers to it
 
     limit = int(settings.get(Env.EMAIL_RATE_LIMIT) or 0)
-    if limit > 0 and not _count_new_ticket(inbound.sender.address, receipt.received_at, limit):
+    if limit > 0 and not _count_new_ticket(sender, receipt.received_at, limit):
         return _reject(receipt, store, RATE_LIMITED,
                        f"more than {limit} new tickets by email from this sender within the hour",
-                       sender=inbound.sender.address, subject=inbound.subject)
+                       sender=sender, subject=inbound.subject)
 
     files = _store_attachments(message, receipt, store)
     opened = tickets.open_ticket(tickets.NewTicket(
-        channel=CHANNEL, customer_email=inbound.sender.address, customer_name=_clip(inbound.sender.name, 200) or None,
+        channel=CHANNEL, customer_email=sender, customer_name=_clip(inbound.sender.name, 200) or None,
         subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
         description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
         source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related,
@@ -292,7 +299,8 @@ def _find(ticket_id: str) -> Ticket | None:
         return None
 
 
-def _answered_ticket(inbound: mail.InboundMail, receipt: Receipt, support: str) -> tuple[Ticket, str] | None:
+def _answered_ticket(inbound: mail.InboundMail, sender: str, receipt: Receipt,
+                     support: str) -> tuple[Ticket, str] | None:
     """The ticket this message answers and how we know, or None for a new request."""
     recipients: Iterable = [*receipt.recipients, *inbound.to, *inbound.cc]
     token = mail.reply_token_from(recipients, support)
@@ -301,7 +309,6 @@ def _answered_ticket(inbound: mail.InboundMail, receipt: Receipt, support: str) 
         ticket = _find(claimed)
         if ticket is not None:
             return ticket, "reply_token"
-    sender = inbound.sender.address.lower()
     for ticket_id, how in _claims(inbound, support.rpartition("@")[2]):
         ticket = _find(ticket_id)
         if ticket is not None and ticket.customer_email == sender:  # a stranger's mail opens its own ticket
@@ -317,7 +324,7 @@ class _TooLate(Exception):
     """The ticket can no longer be reopened by a reply: a new ticket follows it up."""
 
 
-def _add_message(ticket: Ticket, inbound: mail.InboundMail, message: Message, receipt: Receipt,
+def _add_message(ticket: Ticket, inbound: mail.InboundMail, sender: str, message: Message, receipt: Receipt,
                  store: MailStore, via: str, policy: Policy) -> Outcome | None:
     """The customer's email as a ``message`` on the ticket (a waiting clock resumes, a recently
     resolved ticket reopens); None when the ticket is past reopening."""
@@ -325,7 +332,6 @@ def _add_message(ticket: Ticket, inbound: mail.InboundMail, message: Message, re
     if not tickets.reopenable(ticket, now):
         return None
     files = _store_attachments(message, receipt, store)
-    sender = inbound.sender.address.lower()
     state = {"reopened": False}
 
     def apply(current: Ticket):  # may run again on a fresh copy after a concurrent change

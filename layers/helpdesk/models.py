@@ -246,7 +246,7 @@ class RejectedMail(_Item, Model):
     sk = UnicodeAttribute(range_key=True)  # <received_at>#<SES message id>
     ses_message_id = UnicodeAttribute()
     received_at = IsoTimeAttribute()
-    reason = UnicodeAttribute()  # spam | virus | automated | unparseable | rate_limited
+    reason = UnicodeAttribute()  # spam | virus | spoofed | automated | unparseable | undeliverable | rate_limited
     detail = UnicodeAttribute(null=True)  # in words: which header, which verdict, what was missing
     sender = UnicodeAttribute(null=True)  # the address, when one could be read
     subject = UnicodeAttribute(null=True)

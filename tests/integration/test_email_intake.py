@@ -13,8 +13,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from helpdesk import budget, clock, ids, intake, ledger, mail, messages, models, tickets
+from helpdesk import addresses, budget, clock, ids, intake, ledger, mail, messages, models, tickets
 from helpdesk.settings import Env
+from tests.addresses import DELIVERABLE, UNDELIVERABLE
 from tests.conftest import sample_event
 from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs, sns_event
 from tests.unit.mail.test_mail_corpus import EXPECTED, REJECTED
@@ -402,6 +403,48 @@ def test_an_infrastructure_error_fails_the_invocation_so_lambda_retries_it(mailr
     mailroom.s3.put_object(Bucket=mailroom.bucket, Key="inbound/late00000000000000000000000000000000000",
                            Body=email().as_bytes())
     assert mailroom.invoke(event)["kind"] == "ticket"
+
+
+# -- who we can write to ------------------------------------------------------------------------------
+
+def from_address(address: str) -> bytes:
+    """A message whose From header is ``address`` exactly as written (raw UTF-8 where it is not ASCII)."""
+    return (f"From: {address}\r\nTo: {SUPPORT}\r\nSubject: Where is my order?\r\n"
+            f"Message-ID: <{secrets.token_hex(8)}@mail.example.com>\r\n\r\nIt has not arrived.\r\n").encode()
+
+
+@pytest.mark.parametrize(("written", "stored"), DELIVERABLE.items())
+def test_a_sender_we_can_write_to_opens_a_ticket_under_the_address_we_send_to(mailroom, written, stored):
+    outcome = mailroom.deliver(from_address(written))
+
+    assert outcome["kind"] == "ticket", outcome
+    assert ledger.load(outcome["ticket_id"]).customer_email == stored
+
+
+@pytest.mark.parametrize("address", UNDELIVERABLE)
+def test_a_sender_we_cannot_write_to_never_becomes_a_customer(mailroom, address):
+    # When mail arrives from an address SES cannot send to (as far as a From header can carry it)
+    ses_id = secrets.token_hex(20)
+    outcome = mailroom.deliver(from_address(address), ses_id=ses_id)
+
+    # Then it is kept for agents with the reason, or (a header injection: the From line alone is a
+    # valid address) the ticket belongs to that valid address: never to one we cannot write to
+    if outcome["kind"] == "rejected":
+        assert outcome["reason"] in ("undeliverable", "unparseable")
+        assert record_of(ses_id)["s3_key"] == f"inbound/{ses_id}"
+    else:
+        assert addresses.is_deliverable(ledger.load(outcome["ticket_id"]).customer_email)
+    assert all(addresses.is_deliverable(t.customer_email) for t in all_tickets())
+
+
+def test_a_non_ascii_sender_is_recorded_with_the_reason(mailroom):
+    ses_id = secrets.token_hex(20)
+
+    outcome = mailroom.deliver(from_address("Jörg <jörg@example.com>"), ses_id=ses_id)
+
+    assert outcome == {"kind": "rejected", "reason": "undeliverable"}
+    record = record_of(ses_id)
+    assert record["sender"] == "jörg@example.com" and "cannot write to the sender" in record["detail"]
 
 
 # -- what a message may cost: every item within its size budget ---------------------------------------

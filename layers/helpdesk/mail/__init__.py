@@ -1,8 +1,8 @@
 """Inbound and outbound email as pure functions: raw MIME bytes in, plain values out.
 
 SES stores each inbound message raw in S3; the intake function hands the bytes here and gets back
-what a support agent needs (:func:`parse_inbound`). No I/O, no logging, no AWS: standard library
-only. One module per subject:
+what a support agent needs (:func:`parse_inbound`). No I/O, no logging, no AWS: the standard
+library, and ``helpdesk.addresses`` for who we may write to. One module per subject:
 
 - :mod:`.inbound`: one message as an :class:`InboundMail` (sender, subject, text, attachments...),
   built on :mod:`.mime` (the lenient MIME structure), :mod:`.headers` and :mod:`.charsets`;

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 
 from helpdesk import clock
+from helpdesk.addresses import Undeliverable, deliverable
 from helpdesk.mail.headers import ADDRESS, MSG_ID, Mailbox, clean_header, split_address
 from helpdesk.mail.threads import ascii_domain
 
@@ -24,11 +25,26 @@ _STRUCTURAL = {"from", "to", "cc", "bcc", "subject", "message-id", "in-reply-to"
 _MAX_REFERENCES = 20
 
 
-def _mailbox_header(value: str | Mailbox) -> Address:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _mailbox_header(value: str | Mailbox, *, recipient: bool = False) -> Address:
+    """A From, To or Reply-To mailbox. A recipient must be an address SES can send to
+    (``helpdesk.addresses.deliverable``, the one check of a customer address); our own addresses
+    (From, Reply-To: configured, and a test domain locally) must be well-formed 7-bit ASCII."""
     if isinstance(value, Mailbox):
         name, address = value.name, value.address
-    else:
+    elif "<" in value:
         name, address = (getaddresses([value]) or [("", "")])[0]
+    else:
+        name, address = "", value
+    if _CONTROL.search(address) or (isinstance(value, str) and _CONTROL.search(value)):
+        raise ValueError("invalid email address: control characters")
+    if recipient:
+        try:
+            address = deliverable(address)
+        except Undeliverable as error:
+            raise ValueError(f"undeliverable address: {error.message}") from None
     local, domain = split_address(address)
     if not local or not domain or not ADDRESS.fullmatch(f"{local}@{domain}") or not local.isascii():
         raise ValueError("invalid email address")
@@ -52,7 +68,7 @@ def build_outbound(*, sender: str | Mailbox, to: str | Mailbox | Iterable[str | 
     CRLF) threaded under ``in_reply_to``/``references`` so the customer's client keeps the
     conversation together. ``auto_submitted`` (AUTO_REPLIED for acknowledgements, AUTO_GENERATED
     for notifications) marks it per RFC 3834 and asks Exchange not to auto-answer it.
-    Raises ValueError for an invalid address, id or header."""
+    Raises ValueError for an invalid address, id or header, and for a recipient SES cannot send to."""
     if auto_submitted not in (None, AUTO_REPLIED, AUTO_GENERATED):
         raise ValueError("auto_submitted must be auto-replied or auto-generated")
     msg = EmailMessage(policy=policy.SMTP)
@@ -60,7 +76,7 @@ def build_outbound(*, sender: str | Mailbox, to: str | Mailbox | Iterable[str | 
     recipients = [to] if isinstance(to, (str, Mailbox)) else list(to)
     if not recipients:
         raise ValueError("no recipient")
-    msg["To"] = [_mailbox_header(r) for r in recipients]
+    msg["To"] = [_mailbox_header(r, recipient=True) for r in recipients]
     if reply_to:
         msg["Reply-To"] = _mailbox_header(reply_to)
     msg["Subject"] = clean_header(subject)
