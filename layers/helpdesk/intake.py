@@ -19,9 +19,9 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    *and* the sender is that ticket's customer. It becomes a ``message`` on the ticket; a resolved
    ticket reopens within tickets.REOPEN_DAYS. After that, or once the ticket is closed, a new ticket opens
    that refers to the old one (``related_ticket_id``).
-5. Anything else opens a new ticket (channel ``email``) unless the sender has opened
-   ``HELPDESK_EMAIL_RATE_LIMIT`` tickets by email in this clock hour already: rejected
-   (``rate_limited``; a counter item with a TTL in the ticket table).
+5. Anything else opens a new ticket (channel ``email``) unless tickets were opened for the sender
+   ``HELPDESK_NEW_TICKETS_PER_HOUR`` times in this clock hour already, by email or the web form:
+   rejected (``rate_limited``; ``helpdesk.limits``).
 
 The acknowledgement and every later update reach the customer through the timeline's one path (the
 publisher and the delivery function), threaded under the customer's own email (the ``created``
@@ -35,7 +35,6 @@ makes each SES message id count once (Powertools idempotency).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import re
 from collections.abc import Iterable
@@ -48,14 +47,13 @@ from urllib.parse import quote
 
 from helpdesk import addresses, clock, ids, ledger, mail, notify, settings, tickets
 from helpdesk.config import Policy, load_policy
-from helpdesk.errors import NotFound
-from helpdesk.models import RejectedMail, SenderCounter, Ticket, rejected_pk
+from helpdesk.errors import NotFound, RateLimited
+from helpdesk.models import RejectedMail, Ticket, rejected_pk
 from helpdesk.settings import Env
 
 RAW_PREFIX = "inbound/"  # the S3 action's object key prefix: SES stores each message at <prefix><message id>
 ATTACHMENT_PREFIX = "attachments/"
 RAW_MAIL_DAYS = 90  # raw messages (a bucket lifecycle rule) and rejected-mail records expire after this
-RATE_WINDOW = timedelta(hours=1)
 CHANNEL = "email"
 NO_SUBJECT = "(no subject)"
 DEDUPE_SECONDS = 2 * 24 * 3600  # how long a processed SES message id is remembered (async retries: 6 h)
@@ -214,19 +212,15 @@ def receive(receipt: Receipt, store: MailStore, *, policy: Policy | None = None)
             return outcome
         related = ticket.ticket_id  # closed, or resolved too long ago: a new ticket refers to it
 
-    limit = int(settings.get(Env.EMAIL_RATE_LIMIT) or 0)
-    if limit > 0 and not _count_new_ticket(sender, receipt.received_at, limit):
-        return _reject(receipt, store, RATE_LIMITED,
-                       f"more than {limit} new tickets by email from this sender within the hour",
-                       sender=sender, subject=inbound.subject)
-
-    files = _store_attachments(message, receipt, store)
-    opened = tickets.open_ticket(tickets.NewTicket(
-        channel=CHANNEL, customer_email=sender, customer_name=_clip(inbound.sender.name, 200) or None,
-        subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
-        description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
-        source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related,
-        attachments=tuple(files)), policy)
+    try:
+        opened = tickets.open_ticket(tickets.NewTicket(
+            channel=CHANNEL, customer_email=sender, customer_name=_clip(inbound.sender.name, 200) or None,
+            subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
+            description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
+            source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related),
+            policy, files=lambda: _store_attachments(message, receipt, store))
+    except RateLimited as error:
+        return _reject(receipt, store, RATE_LIMITED, error.message, sender=sender, subject=inbound.subject)
     return Outcome("ticket", opened.ticket.ticket_id, related_ticket_id=related)
 
 
@@ -356,7 +350,7 @@ def _add_message(ticket: Ticket, inbound: mail.InboundMail, sender: str, message
     return Outcome("message", ticket.ticket_id, via=via, reopened=state["reopened"])
 
 
-# -- attachments, rate limit, rejections -------------------------------------------------------------
+# -- attachments, rejections -------------------------------------------------------------
 
 def _store_attachments(message: Message, receipt: Receipt, store: MailStore) -> list[dict]:
     """Each attachment to the bucket, one at a time; what the ticket lists about them."""
@@ -374,28 +368,6 @@ def _store_attachments(message: Message, receipt: Receipt, store: MailStore) -> 
             entry["key"] = key
         listed.append(entry)
     return listed
-
-
-def _sender_digest(sender: str) -> str:
-    return hashlib.sha256(sender.strip().lower().encode()).hexdigest()[:32]
-
-
-def _count_new_ticket(sender: str, at: datetime, limit: int) -> bool:
-    """Count one more ticket for ``sender`` in ``at``'s clock hour; False (and no count) past ``limit``."""
-    from pynamodb.exceptions import UpdateError
-
-    hour = at.replace(minute=0, second=0, microsecond=0)
-    counter = SenderCounter(f"RATE#{_sender_digest(sender)}#{hour.strftime('%Y-%m-%dT%H')}")
-    try:
-        counter.update(
-            actions=[SenderCounter.count.add(1), SenderCounter.expires_at.set(hour + 2 * RATE_WINDOW)],
-            condition=SenderCounter.count.does_not_exist() | (SenderCounter.count < limit),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
 
 
 def _reject(receipt: Receipt, store: MailStore, reason: str, detail: str, *, sender: str | None,

@@ -8,10 +8,12 @@ nothing here publishes by hand.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from helpdesk import chains, clock, escalation, ids, ledger, routing, settings, sla
+from helpdesk import addresses, chains, clock, escalation, ids, ledger, limits, routing, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, InvalidRequest, NotFound
 from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
@@ -47,11 +49,27 @@ class Opened:
     access_token: str  # shown once to the customer; only its hash is stored
 
 
-def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
-    """Route, set the SLA clock, write the ticket with its ``created`` event, start its chain."""
+def open_ticket(request: NewTicket, policy: Policy | None = None, *,
+                files: Callable[[], Iterable[dict]] | None = None) -> Opened:
+    """Route, set the SLA clock, write the ticket with its ``created`` event, start its chain.
+
+    Raises :class:`~helpdesk.addresses.Undeliverable` for an address we cannot write to, and
+    :class:`~helpdesk.errors.RateLimited` past the hour's new tickets for its address or phone
+    number (``helpdesk.limits``: each ticket sends an acknowledgement, whatever the channel).
+    ``files`` (the email channel storing its attachments) runs only once the ticket is allowed, so
+    a refused request leaves nothing behind; what it returns joins ``request.attachments``.
+    """
     policy = policy or load_policy()
     now = clock.now()
-    tier_of_customer = routing.customer_tier(policy, request.customer_email)
+    customer_email = addresses.deliverable(request.customer_email)
+    with limits.spend(limits.NEW_TICKETS, customer_email, request.customer_phone, at=now):
+        if files is not None:
+            request = dataclasses.replace(request, attachments=(*request.attachments, *files()))
+        return _open(request, customer_email, policy, now)
+
+
+def _open(request: NewTicket, customer_email: str, policy: Policy, now: datetime) -> Opened:
+    tier_of_customer = routing.customer_tier(policy, customer_email)
     rule, route = routing.route(policy, routing.Request(
         channel=request.channel, category=request.category, subject=request.subject,
         description=request.description, customer_tier=tier_of_customer))
@@ -61,7 +79,7 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
         token = access_token(ticket_id)
         ticket = Ticket(
             ticket_pk(ticket_id), ticket_id=ticket_id, token_hash=ids.hash_token(token),
-            channel=request.channel, customer_email=request.customer_email.strip().lower(),
+            channel=request.channel, customer_email=customer_email,
             customer_name=request.customer_name or None, customer_phone=request.customer_phone or None,
             customer_tier=tier_of_customer, customer_time_zone=request.customer_time_zone or None,
             subject=request.subject, description=request.description,

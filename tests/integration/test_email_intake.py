@@ -513,7 +513,7 @@ def test_replies_with_files_keep_adding_to_what_the_ticket_left_out(mailroom):
 # -- abuse -------------------------------------------------------------------------------------------
 
 def test_a_sender_flooding_the_address_is_rate_limited_per_hour(mailroom, monkeypatch):
-    monkeypatch.setenv(Env.EMAIL_RATE_LIMIT, "3")
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "3")
 
     # When one sender opens four new requests within the hour
     outcomes = [mailroom.deliver(email(subject=f"Request {n}")) for n in range(4)]
@@ -534,8 +534,34 @@ def test_a_sender_flooding_the_address_is_rate_limited_per_hour(mailroom, monkey
     assert counter.expires_at > TUESDAY
 
 
+def test_a_retried_delivery_spends_the_sender_s_slot_once(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "2")
+    # Given a message whose first attempt fails at the write (DynamoDB throttled, say)
+    commit, calls = ledger.commit, []
+
+    def throttled_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "commit", throttled_once)
+    first = mailroom.event(ses_id="retry0000000000000000000000000000000000")
+    mailroom.s3.put_object(Bucket=mailroom.bucket, Key="inbound/retry0000000000000000000000000000000000",
+                           Body=email().as_bytes())
+    with pytest.raises(RuntimeError):
+        mailroom.invoke(first)
+
+    # When Lambda retries it, and the sender writes once more within the hour
+    retried = mailroom.invoke(first)
+    another = mailroom.deliver(email(subject="Another question"))
+
+    # Then both are tickets: the failed attempt gave its slot back
+    assert (retried["kind"], another["kind"]) == ("ticket", "ticket")
+
+
 def test_rejected_mail_is_listed_newest_first_and_by_reason(mailroom, monkeypatch):
-    monkeypatch.setenv(Env.EMAIL_RATE_LIMIT, "1")
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "1")
     mailroom.corpus("vacation_autoreply.eml")
     with clock.frozen(TUESDAY + timedelta(minutes=1)):
         mailroom.deliver(email())
