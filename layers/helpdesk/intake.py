@@ -18,7 +18,8 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    or its subject carries the ticket's reference or its In-Reply-To/References one of our Message-IDs
    *and* the sender is that ticket's customer. It becomes a ``message`` on the ticket; a resolved
    ticket reopens within tickets.REOPEN_DAYS. After that, or once the ticket is closed, a new ticket opens
-   that refers to the old one (``related_ticket_id``).
+   that refers to the old one (``related_ticket_id``). Past what one ticket or one sender may add
+   (``tickets.customer_message``), rejected (``rate_limited``).
 5. Anything else opens a new ticket (channel ``email``) unless tickets were opened for the sender
    ``HELPDESK_NEW_TICKETS_PER_HOUR`` times in this clock hour already, by email or the web form:
    rejected (``rate_limited``; ``helpdesk.limits``).
@@ -314,40 +315,23 @@ def _reply_token_valid(ticket_id: str, token: str) -> bool:
     return secrets.compare_digest(token.strip().lower(), tickets.reply_token(ticket_id))
 
 
-class _TooLate(Exception):
-    """The ticket can no longer be reopened by a reply: a new ticket follows it up."""
-
-
 def _add_message(ticket: Ticket, inbound: mail.InboundMail, sender: str, message: Message, receipt: Receipt,
                  store: MailStore, via: str, policy: Policy) -> Outcome | None:
     """The customer's email as a ``message`` on the ticket (a waiting clock resumes, a recently
-    resolved ticket reopens); None when the ticket is past reopening."""
-    now = clock.now()
-    if not tickets.reopenable(ticket, now):
-        return None
-    files = _store_attachments(message, receipt, store)
-    state = {"reopened": False}
-
-    def apply(current: Ticket):  # may run again on a fresh copy after a concurrent change
-        if not tickets.reopenable(current, now):
-            raise _TooLate
-        state["reopened"] = tickets.customer_wrote(current, policy)
-        if files:
-            current.attachments = [*(current.attachments or []), *files]
-        return ledger.event(
-            current, "message", "customer",
-            body=_clip(inbound.text or inbound.full_text, tickets.MESSAGE_MAX, _TRUNCATED) or None,
-            channel=CHANNEL, via=via, message_id=notify.answerable_message_id(inbound.message_id),
-            sender=sender if sender != current.customer_email else None,  # someone else used the reply address
-            reopened=state["reopened"] or None,
-            attachments=files or None)
-
+    resolved ticket reopens); None when the ticket is past reopening; rejected (``rate_limited``)
+    past what one ticket or one sender may add (``tickets.customer_message``)."""
     try:
-        # a transition keeps the escalation chain in step: a reopened ticket's clock gets a new chain.
-        ledger.transition(ticket.ticket_id, apply)
-    except _TooLate:
+        _, event = tickets.customer_message(
+            ticket, _clip(inbound.text or inbound.full_text, tickets.MESSAGE_MAX, _TRUNCATED) or None,
+            sender=sender, policy=policy, files=lambda: _store_attachments(message, receipt, store),
+            channel=CHANNEL, via=via, message_id=notify.answerable_message_id(inbound.message_id))
+    except tickets.TicketClosed:
         return None
-    return Outcome("message", ticket.ticket_id, via=via, reopened=state["reopened"])
+    except RateLimited as error:
+        return _reject(receipt, store, RATE_LIMITED, error.message, sender=sender, subject=inbound.subject,
+                       ticket_id=ticket.ticket_id)
+    reopened = bool(event.data and event.data.as_dict().get("reopened"))
+    return Outcome("message", ticket.ticket_id, via=via, reopened=reopened)
 
 
 # -- attachments, rejections -------------------------------------------------------------

@@ -197,6 +197,7 @@ class Ticket(_Item, Model):
     source_message_id = UnicodeAttribute(null=True)
     related_ticket_id = UnicodeAttribute(null=True)
     attachments = ListAttribute(null=True)
+    customer_messages = NumberAttribute(null=True)  # messages the customer added (tickets.customer_message caps them)
     omitted = MapAttribute(null=True)  # what the size budget left out: {"attachments": 2950, ...}
     version = VersionAttribute()
 

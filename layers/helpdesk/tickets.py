@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from helpdesk import addresses, chains, clock, escalation, ids, ledger, limits, routing, settings, sla
 from helpdesk.config import Policy, load_policy
-from helpdesk.errors import Conflict, InvalidRequest, NotFound
+from helpdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
 
 
@@ -197,18 +197,57 @@ def customer_wrote(ticket: Ticket, policy: Policy) -> bool:
 def add_customer_message(ticket_id: str, token: str | None, body: str,
                          policy: Policy | None = None) -> TicketEvent:
     """The customer writes on their ticket through its private link."""
-    load_for_customer(ticket_id, token)
-    policy = policy or load_policy()
-
-    def apply(ticket: Ticket) -> TicketEvent:
-        if not reopenable(ticket, clock.now()):
-            raise Conflict("this request is closed; please open a new one")
-        reopened = customer_wrote(ticket, policy)
-        return ledger.event(ticket, "message", "customer", body=body, reopened=reopened or None)
-
-    # a transition: a reopened ticket's clock gets a new escalation chain
-    _, event = ledger.transition(ticket_id, apply)
+    _, event = customer_message(load_for_customer(ticket_id, token), body, policy=policy)
     return event
+
+
+class TicketClosed(Conflict):
+    """The ticket takes no more messages (closed, or resolved too long ago): a new request follows it up."""
+
+
+def customer_message(ticket: Ticket, body: str | None, *, sender: str | None = None, policy: Policy | None = None,
+                     files: Callable[[], Iterable[dict]] | None = None, **data) -> tuple[Ticket, TicketEvent]:
+    """A message from the customer (or ``sender``, someone writing on their behalf) on ``ticket``,
+    from any channel: a waiting clock resumes, a recently resolved ticket reopens (``reopened`` in
+    the event's data). ``files`` (the email channel storing its attachments) runs only once the
+    message is allowed; they are listed on the event and the ticket. ``data`` joins the event's.
+
+    What one ticket and one sender can add is capped (a spoofed reply stream included): raises
+    :class:`~helpdesk.errors.RateLimited` past ``HELPDESK_MESSAGES_PER_TICKET`` customer messages on
+    the ticket or ``HELPDESK_MESSAGES_PER_HOUR`` from the sender this clock hour
+    (``helpdesk.limits``), and :class:`TicketClosed` when the ticket takes no more messages.
+    """
+    policy = policy or load_policy()
+    now = clock.now()
+    sender = sender or ticket.customer_email
+    _admit(ticket, now)  # before spending a slot or storing a file
+    with limits.spend(limits.MESSAGES, sender, at=now):
+        attachments = [dict(f) for f in files()] if files is not None else []
+
+        def apply(current: Ticket) -> TicketEvent:  # may run again on a fresh copy after a concurrent change
+            _admit(current, now)
+            current.customer_messages = (current.customer_messages or 0) + 1
+            reopened = customer_wrote(current, policy)
+            if attachments:
+                current.attachments = [*(current.attachments or []), *attachments]
+            return ledger.event(current, "message", "customer", body=body, reopened=reopened or None,
+                                sender=sender if sender != current.customer_email else None,
+                                attachments=attachments or None, **data)
+
+        # a transition: a reopened ticket's clock gets a new escalation chain
+        return ledger.transition(ticket.ticket_id, apply)
+
+
+def messages_per_ticket() -> int:
+    return int(settings.get(settings.Env.MESSAGES_PER_TICKET) or 0)
+
+
+def _admit(ticket: Ticket, now: datetime) -> None:
+    if not reopenable(ticket, now):
+        raise TicketClosed("this request is closed; please open a new one")
+    cap = messages_per_ticket()
+    if cap and (ticket.customer_messages or 0) >= cap:
+        raise RateLimited(f"this request has reached {cap} messages; please open a new one")
 
 
 def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> TicketEvent:

@@ -62,3 +62,37 @@ def test_a_phone_number_gets_no_more_texts_than_an_address_gets_emails(api, lamb
 
     # Then the fourth is refused: every acknowledgement would also be a text to that number
     assert statuses == [201, 201, 201, 429]
+
+
+def message(api, lambda_context, created, body="One more detail."):
+    status, headers, answer = call(api, lambda_context, "post_message", ticket_id=created["id"],
+                                   token=created["access_token"], body={"body": body})
+    return status, headers, json.loads(answer or "{}")
+
+
+def test_a_ticket_takes_so_many_customer_messages_then_answers_429(api, lambda_context, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_TICKET, "3")
+    _, _, created = open_for(api, lambda_context, email="ann@example.com")
+
+    # When the customer writes three messages, then a fourth
+    statuses = [message(api, lambda_context, created)[0] for _ in range(4)]
+
+    # Then the ticket took three, and refused the fourth in the API's error shape
+    assert statuses == [201, 201, 201, 429]
+    status, headers, body = message(api, lambda_context, created)
+    assert body["error"] == "rate_limited" and "3 messages" in body["message"] and "Retry-After" not in headers
+    timeline = json.loads(call(api, lambda_context, "get_ticket", ticket_id=created["id"],
+                               token=created["access_token"])[2])["timeline"]
+    assert [e["type"] for e in timeline] == ["created", "message", "message", "message"]
+
+
+def test_one_sender_adds_so_many_messages_an_hour_across_their_tickets(api, lambda_context, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_HOUR, "2")
+    first, second = (open_for(api, lambda_context, email="ann@example.com")[2] for _ in range(2))
+
+    statuses = [message(api, lambda_context, ticket)[0] for ticket in (first, second, first)]
+
+    assert statuses == [201, 201, 429]
+    # ...and the next hour they may write again
+    with clock.frozen(TUESDAY + timedelta(hours=1)):
+        assert message(api, lambda_context, first)[0] == 201

@@ -534,6 +534,33 @@ def test_a_sender_flooding_the_address_is_rate_limited_per_hour(mailroom, monkey
     assert counter.expires_at > TUESDAY
 
 
+def test_a_reply_stream_stops_at_what_one_ticket_takes_and_nothing_is_lost(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_TICKET, "2")
+    # Given a ticket (a spoofed reply stream to someone's ticket looks just like this)
+    tid = mailroom.deliver(email())["ticket_id"]
+
+    # When three replies arrive
+    outcomes = [mailroom.deliver(email(subject=f"Re: [{tid}] Refund", body=f"Reply {n}."), ses_id=f"rep{n:037d}")
+                for n in range(3)]
+
+    # Then two join the ticket and the third is kept for agents with its raw mail
+    assert [o["kind"] for o in outcomes] == ["message", "message", "rejected"]
+    assert outcomes[2] == {"kind": "rejected", "reason": "rate_limited", "ticket_id": tid}
+    record = record_of(f"rep{2:037d}")
+    assert record["s3_key"] == f"inbound/rep{2:037d}" and "2 messages" in record["detail"]
+    assert [e.type for e in events(tid)] == ["created", "message", "message"]
+
+
+def test_one_sender_adds_so_many_messages_an_hour(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_HOUR, "2")
+    tid = mailroom.deliver(email())["ticket_id"]
+
+    kinds = [mailroom.deliver(email(subject=f"Re: [{tid}] Refund", body=f"Reply {n}."))["kind"] for n in range(3)]
+
+    assert kinds == ["message", "message", "rejected"]
+    assert intake.rejected(reason="rate_limited")[0]["ticket_id"] == tid
+
+
 def test_a_retried_delivery_spends_the_sender_s_slot_once(mailroom, monkeypatch):
     monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "2")
     # Given a message whose first attempt fails at the write (DynamoDB throttled, say)
