@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from helpdesk import addresses
 from helpdesk.config import ZoneName
-from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
+from helpdesk.tickets import CATEGORIES, DEFAULT_CATEGORY, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # everything but tab and line breaks
 _LINE_BREAK = re.compile(r"[\r\n]")
@@ -60,7 +60,7 @@ class NewTicketRequest(_Request):
     phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, for SMS updates")] | None = None
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
-    category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
+    category: Literal[CATEGORIES] = DEFAULT_CATEGORY  # type: ignore[valid-type]
     # Empty when the form's script did not run: the team's zone then.
     time_zone: Annotated[ZoneName | None, BeforeValidator(lambda v: v or None)] = Field(None, max_length=64, description=(
         "The customer's IANA time zone (the form's script fills it in): the times they are shown use it"))

@@ -20,7 +20,8 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    ticket reopens within tickets.REOPEN_DAYS. After that, or once the ticket is closed, a new ticket opens
    that refers to the old one (``related_ticket_id``). Past what one ticket or one sender may add
    (``tickets.customer_message``), rejected (``rate_limited``).
-5. Anything else opens a new ticket (channel ``email``) unless tickets were opened for the sender
+5. Anything else opens a new ticket (channel ``email``, its category from the policy's keywords:
+   ``routing.classify``) unless tickets were opened for the sender
    ``HELPDESK_NEW_TICKETS_PER_HOUR`` times in this clock hour already, by email or the web form:
    rejected (``rate_limited``; ``helpdesk.limits``).
 
@@ -46,7 +47,7 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import addresses, clock, ids, ledger, mail, notify, settings, tickets
+from helpdesk import addresses, clock, ids, ledger, mail, notify, routing, settings, tickets
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import NotFound, RateLimited
 from helpdesk.models import RejectedMail, Ticket, rejected_pk
@@ -218,6 +219,7 @@ def receive(receipt: Receipt, store: MailStore, *, policy: Policy | None = None)
             channel=CHANNEL, customer_email=sender, customer_name=_clip(inbound.sender.name, 200) or None,
             subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
             description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
+            category=routing.classify(policy, inbound.subject, inbound.text or inbound.full_text),
             source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related),
             policy, files=lambda: _store_attachments(message, receipt, store))
     except RateLimited as error:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from helpdesk import addresses, chains, clock, escalation, ids, ledger, limits, routing, settings, sla
-from helpdesk.config import Policy, load_policy
+from helpdesk.config import Policy, load_policy, policy_as_written
 from helpdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
 
@@ -23,7 +23,8 @@ SUBJECT_MAX = 200
 DESCRIPTION_MAX = 20_000
 MESSAGE_MAX = 20_000
 SUMMARY_MAX = 5_000
-CATEGORIES = ("billing", "technical", "account", "general")
+CATEGORIES = policy_as_written().category_names  # the form's topics, from the policy file
+DEFAULT_CATEGORY = policy_as_written().default_category
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class NewTicket:
     customer_email: str
     subject: str
     description: str
-    category: str = "general"
+    category: str = DEFAULT_CATEGORY
     customer_name: str | None = None
     customer_phone: str | None = None
     customer_time_zone: str | None = None  # IANA; the customer's pages and messages show times in it
@@ -62,6 +63,8 @@ def open_ticket(request: NewTicket, policy: Policy | None = None, *,
     policy = policy or load_policy()
     now = clock.now()
     customer_email = addresses.deliverable(request.customer_email)
+    if request.category not in policy.category_names:
+        raise InvalidRequest(f"unknown category {request.category!r}", details=list(policy.category_names))
     with limits.spend(limits.NEW_TICKETS, customer_email, request.customer_phone, at=now):
         if files is not None:
             request = dataclasses.replace(request, attachments=(*request.attachments, *files()))

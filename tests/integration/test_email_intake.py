@@ -405,6 +405,23 @@ def test_an_infrastructure_error_fails_the_invocation_so_lambda_retries_it(mailr
     assert mailroom.invoke(event)["kind"] == "ticket"
 
 
+def test_an_email_is_routed_like_the_form_s_topic_its_words_name(mailroom):
+    # Given the same request on the web form's Billing topic
+    web = tickets.open_ticket(tickets.NewTicket(channel="web", customer_email="ben@example.com", category="billing",
+                                                subject="Cannot change my invoice address",
+                                                description="The form does not save it.")).ticket
+
+    # When it comes by email
+    outcome = mailroom.deliver(email(subject="Cannot change my invoice address", body="The form does not save it."))
+
+    # Then it lands where the form's would: billing, normal priority, the same deadlines
+    ticket = ledger.load(outcome["ticket_id"])
+    assert (ticket.category, ticket.department, ticket.priority, ticket.tier) == (
+        web.category, web.department, web.priority, web.tier) == ("billing", "billing", "normal", "L1")
+    assert ticket.first_response_due_at == web.first_response_due_at
+    assert data(events(ticket.ticket_id)[0])["rule"] == "billing"
+
+
 # -- who we can write to ------------------------------------------------------------------------------
 
 def from_address(address: str) -> bytes:

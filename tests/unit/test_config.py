@@ -32,6 +32,12 @@ def test_the_shipped_policy_is_valid_and_covers_every_priority():
          'set = { department = "billing", priority = "low", tier = "L1" }\n', "routing: the last rule must match everything"),
         (POLICY_TEXT.replace("[sla.low]", "[sla.lowest]"), "sla"),
         (POLICY_TEXT.replace('[customers]', '[customers]\nvips = []'), "customers.vips"),
+        (POLICY_TEXT.replace('category = "technical"', 'category = "tech"'),
+         'routing[4] "technical".category: unknown category \'tech\''),
+        (POLICY_TEXT.replace('name = "general"', 'name = "general"\nkeywords = ["hello"]'),
+         "categories: the last category must have no keywords"),
+        (POLICY_TEXT.replace('name = "account"', 'name = "billing"'), "categories: a category is named twice"),
+        (POLICY_TEXT.replace('name = "account"', 'name = "Account Stuff"'), "categories.2.name"),
     ],
 )
 def test_an_invalid_policy_fails_fast_naming_the_bad_entry(broken, named):
