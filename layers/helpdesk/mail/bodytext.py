@@ -208,9 +208,9 @@ def _attribution(lines: list[str], i: int) -> int:
         joined = " ".join(s.strip() for s in chunk)
         if len(joined) > 300:
             return 0
-        if joined.endswith((":", "：")) and re.search(r"\d|@", joined) and _ATTRIBUTION.fullmatch(joined):
-            # "On 3 May the app wrote:" may be the customer's own words: take it for an attribution
-            # only with an address in it or quoted lines after it.
+        if joined.endswith((":", "：")) and _ATTRIBUTION.fullmatch(joined):
+            # "On Monday the app wrote:" may be the customer's own words: take it for an attribution
+            # only with an address in it or quoted lines after it (then it goes with them, date or not).
             following = [s for s in lines[i + span:i + span + 6] if s.strip()][:3]
             if re.search(r"<[^<>\s]+@[^<>\s]+>", joined) or any(_quoted(s) for s in following):
                 return span
