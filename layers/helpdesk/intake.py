@@ -10,7 +10,7 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    (``spoofed``): the From address is what lets a reply join a customer's ticket.
 2. The raw message is read and parsed (:mod:`helpdesk.mail`, which recovers what it can from broken
    MIME). No sender, or no text and no subject at all: rejected (``unparseable``, with why).
-3. A machine sent it (an auto-reply, a bounce, a mailing list, our own address): rejected
+3. A machine sent it (an auto-reply, a bounce, a null envelope sender, a mailing list, our own address): rejected
    (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
    A sender we cannot write to (``helpdesk.addresses``: a non-ASCII local part, no real domain, a
    control character) is rejected too (``undeliverable``): every update of its ticket would fail.
@@ -194,7 +194,8 @@ def receive(receipt: Receipt, store: MailStore, *, policy: Policy | None = None)
 
     support = support_address()
     domain = support.rpartition("@")[2]
-    automated = inbound.automated or _from_support(inbound.sender.address, support)
+    automated = (inbound.automated or _from_support(inbound.sender.address, support)
+                 or _null_sender(receipt))
     if automated:
         return _reject(receipt, store, AUTOMATED, automated, sender=inbound.sender.address,
                        subject=inbound.subject, ticket_id=_named_ticket(inbound, domain))
@@ -255,6 +256,11 @@ def _screen(receipt: Receipt) -> tuple[str, str] | None:
     if receipt.dmarc == "FAIL" and receipt.dmarc_policy in ("reject", "quarantine"):
         return SPOOFED, f"DMARC verdict FAIL under the sender domain's policy {receipt.dmarc_policy!r}"
     return None
+
+
+def _null_sender(receipt: Receipt) -> str | None:
+    """A null envelope sender (MAIL FROM:<>): what bounces and auto-replies use (RFC 5321 4.5.5)."""
+    return "null envelope sender <> (a bounce or an auto-reply)" if receipt.source in ("", "<>") else None
 
 
 def _from_support(sender: str, support: str) -> str | None:

@@ -422,6 +422,19 @@ def test_an_email_is_routed_like_the_form_s_topic_its_words_name(mailroom):
     assert data(events(ticket.ticket_id)[0])["rule"] == "billing"
 
 
+def test_a_null_envelope_sender_is_a_machine_whatever_the_headers_say(mailroom):
+    # Given a bounce SES received with MAIL FROM:<> (its event's source is empty)
+    ses_id = secrets.token_hex(20)
+    mailroom.s3.put_object(Bucket=mailroom.bucket, Key=f"inbound/{ses_id}",
+                           Body=email(sender="Mail Server <mailer@example.net>", subject="Undelivered").as_bytes())
+    event = mailroom.event(ses_id=ses_id)
+    event["Records"][0]["ses"]["mail"]["source"] = ""
+
+    # When the intake reads it, Then it is kept as automated: never a ticket, never acknowledged
+    assert mailroom.invoke(event) == {"kind": "rejected", "reason": "automated"}
+    assert record_of(ses_id)["detail"].startswith("null envelope sender")
+
+
 # -- who we can write to ------------------------------------------------------------------------------
 
 def from_address(address: str) -> bytes:
