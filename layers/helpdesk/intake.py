@@ -77,7 +77,7 @@ class Receipt:
     ses_message_id: str  # also the raw message's name in the bucket (after RAW_PREFIX)
     received_at: datetime
     recipients: tuple[str, ...] = ()  # the envelope recipients this rule matched
-    source: str = ""  # the envelope sender (MAIL FROM); empty for bounces
+    source: str | None = None  # the envelope sender (MAIL FROM): "" for a null one (bounces); None: not told
     spam: str | None = None  # verdict statuses: PASS | FAIL | GRAY | PROCESSING_FAILED
     virus: str | None = None
     dmarc: str | None = None
@@ -103,7 +103,7 @@ class Receipt:
             ses_message_id=message_id,
             received_at=clock.from_iso(receipt.get("timestamp") or message["timestamp"]).replace(microsecond=0),
             recipients=tuple(receipt.get("recipients") or message.get("destination") or ()),
-            source=message.get("source") or "",
+            source=message.get("source"),
             spam=status("spamVerdict"), virus=status("virusVerdict"), dmarc=status("dmarcVerdict"),
             dmarc_policy=(receipt.get("dmarcPolicy") or "").lower() or None,
             sender_hint=next(iter(common.get("from") or ()), None),
