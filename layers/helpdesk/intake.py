@@ -10,8 +10,8 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    (``spoofed``): the From address is what lets a reply join a customer's ticket.
 2. The raw message is read and parsed (:mod:`helpdesk.mail`, which recovers what it can from broken
    MIME). No sender, or no text and no subject at all: rejected (``unparseable``, with why).
-3. A machine sent it (an auto-reply, a bounce, a null envelope sender, a mailing list, our own address): rejected
-   (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
+3. A machine sent it (an auto-reply, a bounce, a null envelope sender, a mailing list, our own
+   address): rejected (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
    A sender we cannot write to (``helpdesk.addresses``: a non-ASCII local part, no real domain, a
    control character) is rejected too (``undeliverable``): every update of its ticket would fail.
 4. It answers a ticket: its reply address carries the ticket's reply token (``support+<token>@``),
@@ -342,7 +342,7 @@ def _add_message(ticket: Ticket, inbound: mail.InboundMail, sender: str, message
     return Outcome("message", ticket.ticket_id, via=via, reopened=reopened)
 
 
-# -- attachments, rejections -------------------------------------------------------------
+# -- attachments, rejections ------------------------------------------------------------------------
 
 def _store_attachments(message: Message, receipt: Receipt, store: MailStore) -> list[dict]:
     """Each attachment to the bucket, one at a time; what the ticket lists about them."""

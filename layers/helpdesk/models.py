@@ -266,12 +266,12 @@ def rejected_pk(day: str) -> str:
 
 
 class SenderCounter(_Item, Model):
-    """How many tickets one sender opened by email in one clock hour (the email rate limit)."""
+    """How much one address did in one clock hour: tickets opened, messages added (``helpdesk.limits``)."""
 
     class Meta(_TableMeta):
         pass
 
-    pk = UnicodeAttribute(hash_key=True)  # RATE#<sender digest>#<2026-11-24T09>
+    pk = UnicodeAttribute(hash_key=True)  # RATE#<tickets | messages>#<address digest>#<2026-11-24T09>
     sk = UnicodeAttribute(range_key=True, default="RATE")
     count = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)

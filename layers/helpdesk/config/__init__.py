@@ -136,7 +136,7 @@ class Policy(_Strict):
     calendars: dict[str, Calendar]
     sla: dict[Priority, SlaPolicy]
     customers: Customers = Customers()
-    categories: tuple[Category, ...]
+    categories: tuple[Category, ...] = (Category(name="general"),)  # without any: every request is general
     routing: tuple[RoutingRule, ...]
 
     @property
