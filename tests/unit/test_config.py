@@ -73,3 +73,13 @@ def test_time_scale_compresses_the_policy_in_force(monkeypatch):
         assert load_policy().sla["normal"].first_response == timedelta(seconds=8)
     finally:
         load_policy.cache_clear()
+
+
+def test_a_policy_without_categories_offers_those_its_rules_name_and_general():
+    # Given a policy written before categories were listed
+    start = POLICY_TEXT.index("[[categories]]")
+    older = POLICY_TEXT[:start] + POLICY_TEXT[POLICY_TEXT.index("# Ordered routing rules"):]
+
+    # Then it still loads, and an email without keywords to go by is general
+    assert parse_policy(older).category_names == ("billing", "technical", "account", "general")
+    assert parse_policy(older).default_category == "general"

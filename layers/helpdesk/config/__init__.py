@@ -136,7 +136,7 @@ class Policy(_Strict):
     calendars: dict[str, Calendar]
     sla: dict[Priority, SlaPolicy]
     customers: Customers = Customers()
-    categories: tuple[Category, ...] = (Category(name="general"),)  # without any: every request is general
+    categories: tuple[Category, ...]
     routing: tuple[RoutingRule, ...]
 
     @property
@@ -147,6 +147,19 @@ class Policy(_Strict):
     def default_category(self) -> str:
         """What a request is when nothing says otherwise (the last category, which has no keywords)."""
         return self.categories[-1].name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_categories(cls, data: object) -> object:
+        """A policy written before categories were listed: those its rules name, then ``general``."""
+        if not isinstance(data, dict) or "categories" in data:
+            return data
+        named = []
+        for rule in data.get("routing") or ():
+            value = rule.get("category") if isinstance(rule, dict) else None
+            named += [value] if isinstance(value, str) else list(value or ())
+        names = [n for n in dict.fromkeys(named) if n != "general"] + ["general"]
+        return {**data, "categories": [{"name": n} for n in names]}
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
