@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from helpdesk import addresses
 from helpdesk.config import ZoneName
-from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
+from helpdesk.tickets import CATEGORIES, DEFAULT_CATEGORY, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # everything but tab and line breaks
 _LINE_BREAK = re.compile(r"[\r\n]")
@@ -26,7 +27,16 @@ def _single_line(value: str) -> str:
     return _no_control_characters(value)
 
 
+def _deliverable(value: str) -> str:
+    try:
+        return addresses.deliverable(value)
+    except addresses.Undeliverable as error:
+        raise ValueError(error.message) from None
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
+# An address SES can send to (helpdesk.addresses), stored as we send to it: lower case, IDNA domain.
+Email = Annotated[str, AfterValidator(_deliverable), Field(json_schema_extra={"format": "email"})]
 Line = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_single_line)]
 
 
@@ -46,11 +56,11 @@ class _Request(BaseModel):
 class NewTicketRequest(_Request):
 
     name: Annotated[Line, Field(max_length=200)] = ""
-    email: EmailStr
+    email: Email
     phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, for SMS updates")] | None = None
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
-    category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
+    category: Literal[CATEGORIES] = DEFAULT_CATEGORY  # type: ignore[valid-type]
     # Empty when the form's script did not run: the team's zone then.
     time_zone: Annotated[ZoneName | None, BeforeValidator(lambda v: v or None)] = Field(None, max_length=64, description=(
         "The customer's IANA time zone (the form's script fills it in): the times they are shown use it"))

@@ -7,8 +7,10 @@ does in the cloud:
 - Recipients: the support address and its reply addresses (``support+<token>@``) are accepted, as the
   rule's recipient condition matches them; another address at the support domain is refused with
   ``550 5.1.1`` (no rule covers it) and any other domain with ``550 5.7.1`` (we relay nothing).
-- The message gets the headers SES prepends (Return-Path from MAIL FROM, Received, and spam and
-  virus verdicts: ``PASS``, nothing is scanned locally) and a 40-character SES-style message id.
+- The message gets the headers SES prepends (Return-Path from MAIL FROM, ``<>`` for a bounce's null
+  sender, Received, and spam and virus verdicts: ``PASS``, nothing is scanned locally) and a
+  40-character SES-style message id. Lines of any length are accepted, as SES accepts them
+  (aiosmtpd's default refuses those over RFC 5321's 1,000 octets).
 - The S3 action: the raw message goes to the mail bucket at ``inbound/<message id>``.
 - The Lambda action: the intake function runs in-process with the SES event the cloud sends (the
   shape of ``events/ses/inbound.json``), one message at a time, before the SMTP answer (in the cloud
@@ -43,6 +45,7 @@ log = logging.getLogger("infra.local")
 FUNCTION_NAME = "helpdesk-email-intake"
 MEMORY_MB, TIMEOUT_S = 1024, 60  # as infra/constructs/email.py deploys the intake function
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES receiving's limit (with an S3 action)
+NULL_SENDER = "<>"  # how aiosmtpd reports MAIL FROM:<> (a bounce, an auto-reply); SES's event: source ""
 HOSTNAME = "inbound-smtp.local"  # in the cloud: inbound-smtp.<region>.amazonaws.com (the MX record)
 REGION_ACCOUNT = ("us-east-1", "123456789012")  # moto's defaults
 _SES_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -216,8 +219,9 @@ class _Handler:
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        mail_from = "" if envelope.mail_from in (None, NULL_SENDER) else envelope.mail_from
         deliver = lambda: self.receiver.deliver(  # noqa: E731
-            content=content, mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos),
+            content=content, mail_from=mail_from, recipients=list(envelope.rcpt_tos),
             peer=f"[{peer}]", helo=session.host_name or "")
         try:
             message_id = await asyncio.get_running_loop().run_in_executor(None, deliver)
@@ -265,9 +269,12 @@ class SmtpService:
         self._loop = asyncio.new_event_loop()
         handler = _Handler(self.receiver)
 
+        class SesLike(SMTP):
+            line_length_limit = MAX_MESSAGE_BYTES  # SES takes lines over RFC 5321's 1,000 octets
+
         def factory():
-            return SMTP(handler, hostname=HOSTNAME, ident="Helpdesk local SMTP intake (SES stand-in)",
-                        data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True, decode_data=False)
+            return SesLike(handler, hostname=HOSTNAME, ident="Helpdesk local SMTP intake (SES stand-in)",
+                           data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True, decode_data=False)
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)

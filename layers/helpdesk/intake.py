@@ -10,16 +10,20 @@ SES receives the mail for the support address (a receipt rule), stores it raw in
    (``spoofed``): the From address is what lets a reply join a customer's ticket.
 2. The raw message is read and parsed (:mod:`helpdesk.mail`, which recovers what it can from broken
    MIME). No sender, or no text and no subject at all: rejected (``unparseable``, with why).
-3. A machine sent it (an auto-reply, a bounce, a mailing list, our own address): rejected
-   (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
+3. A machine sent it (an auto-reply, a bounce, a null envelope sender, a mailing list, our own
+   address): rejected (``automated``). It never opens a ticket and is never acknowledged: that is how mail loops start.
+   A sender we cannot write to (``helpdesk.addresses``: a non-ASCII local part, no real domain, a
+   control character) is rejected too (``undeliverable``): every update of its ticket would fail.
 4. It answers a ticket: its reply address carries the ticket's reply token (``support+<token>@``),
    or its subject carries the ticket's reference or its In-Reply-To/References one of our Message-IDs
    *and* the sender is that ticket's customer. It becomes a ``message`` on the ticket; a resolved
    ticket reopens within tickets.REOPEN_DAYS. After that, or once the ticket is closed, a new ticket opens
-   that refers to the old one (``related_ticket_id``).
-5. Anything else opens a new ticket (channel ``email``) unless the sender has opened
-   ``HELPDESK_EMAIL_RATE_LIMIT`` tickets by email in this clock hour already: rejected
-   (``rate_limited``; a counter item with a TTL in the ticket table).
+   that refers to the old one (``related_ticket_id``). Past what one ticket or one sender may add
+   (``tickets.customer_message``), rejected (``rate_limited``).
+5. Anything else opens a new ticket (channel ``email``, its category from the policy's keywords:
+   ``routing.classify``) unless tickets were opened for the sender
+   ``HELPDESK_NEW_TICKETS_PER_HOUR`` times in this clock hour already, by email or the web form:
+   rejected (``rate_limited``; ``helpdesk.limits``).
 
 The acknowledgement and every later update reach the customer through the timeline's one path (the
 publisher and the delivery function), threaded under the customer's own email (the ``created``
@@ -33,7 +37,6 @@ makes each SES message id count once (Powertools idempotency).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import re
 from collections.abc import Iterable
@@ -44,23 +47,22 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import clock, ids, ledger, mail, notify, settings, tickets
+from helpdesk import addresses, clock, ids, ledger, mail, notify, routing, settings, tickets
 from helpdesk.config import Policy, load_policy
-from helpdesk.errors import NotFound
-from helpdesk.models import RejectedMail, SenderCounter, Ticket, rejected_pk
+from helpdesk.errors import NotFound, RateLimited
+from helpdesk.models import RejectedMail, Ticket, rejected_pk
 from helpdesk.settings import Env
 
 RAW_PREFIX = "inbound/"  # the S3 action's object key prefix: SES stores each message at <prefix><message id>
 ATTACHMENT_PREFIX = "attachments/"
 RAW_MAIL_DAYS = 90  # raw messages (a bucket lifecycle rule) and rejected-mail records expire after this
-RATE_WINDOW = timedelta(hours=1)
 CHANNEL = "email"
 NO_SUBJECT = "(no subject)"
 DEDUPE_SECONDS = 2 * 24 * 3600  # how long a processed SES message id is remembered (async retries: 6 h)
 
 # Why a message opened no ticket (RejectedMail.reason).
-SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, RATE_LIMITED = (
-    "spam", "virus", "spoofed", "automated", "unparseable", "rate_limited")
+SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, UNDELIVERABLE, RATE_LIMITED = (
+    "spam", "virus", "spoofed", "automated", "unparseable", "undeliverable", "rate_limited")
 
 _SES_MESSAGE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TRUNCATED = "\n\n[Shortened: the whole message is kept with the original email.]"
@@ -75,7 +77,7 @@ class Receipt:
     ses_message_id: str  # also the raw message's name in the bucket (after RAW_PREFIX)
     received_at: datetime
     recipients: tuple[str, ...] = ()  # the envelope recipients this rule matched
-    source: str = ""  # the envelope sender (MAIL FROM); empty for bounces
+    source: str | None = None  # the envelope sender (MAIL FROM): "" for a null one (bounces); None: not told
     spam: str | None = None  # verdict statuses: PASS | FAIL | GRAY | PROCESSING_FAILED
     virus: str | None = None
     dmarc: str | None = None
@@ -101,7 +103,7 @@ class Receipt:
             ses_message_id=message_id,
             received_at=clock.from_iso(receipt.get("timestamp") or message["timestamp"]).replace(microsecond=0),
             recipients=tuple(receipt.get("recipients") or message.get("destination") or ()),
-            source=message.get("source") or "",
+            source=message.get("source"),
             spam=status("spamVerdict"), virus=status("virusVerdict"), dmarc=status("dmarcVerdict"),
             dmarc_policy=(receipt.get("dmarcPolicy") or "").lower() or None,
             sender_hint=next(iter(common.get("from") or ()), None),
@@ -192,34 +194,37 @@ def receive(receipt: Receipt, store: MailStore, *, policy: Policy | None = None)
 
     support = support_address()
     domain = support.rpartition("@")[2]
-    automated = inbound.automated or _from_support(inbound.sender.address, support)
+    automated = (inbound.automated or _from_support(inbound.sender.address, support)
+                 or _null_sender(receipt))
     if automated:
         return _reject(receipt, store, AUTOMATED, automated, sender=inbound.sender.address,
                        subject=inbound.subject, ticket_id=_named_ticket(inbound, domain))
+    try:
+        sender = addresses.deliverable(inbound.sender.address)  # as the ticket stores it: IDNA, lower case
+    except addresses.Undeliverable as error:
+        return _reject(receipt, store, UNDELIVERABLE, f"we cannot write to the sender's address: {error.message}",
+                       sender=inbound.sender.address, subject=inbound.subject, ticket_id=_named_ticket(inbound, domain))
 
     policy = policy or load_policy()
     related = None
-    answered = _answered_ticket(inbound, receipt, support)
+    answered = _answered_ticket(inbound, sender, receipt, support)
     if answered:
         ticket, via = answered
-        outcome = _add_message(ticket, inbound, message, receipt, store, via, policy)
+        outcome = _add_message(ticket, inbound, sender, message, receipt, store, via, policy)
         if outcome:
             return outcome
         related = ticket.ticket_id  # closed, or resolved too long ago: a new ticket refers to it
 
-    limit = int(settings.get(Env.EMAIL_RATE_LIMIT) or 0)
-    if limit > 0 and not _count_new_ticket(inbound.sender.address, receipt.received_at, limit):
-        return _reject(receipt, store, RATE_LIMITED,
-                       f"more than {limit} new tickets by email from this sender within the hour",
-                       sender=inbound.sender.address, subject=inbound.subject)
-
-    files = _store_attachments(message, receipt, store)
-    opened = tickets.open_ticket(tickets.NewTicket(
-        channel=CHANNEL, customer_email=inbound.sender.address, customer_name=_clip(inbound.sender.name, 200) or None,
-        subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
-        description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
-        source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related,
-        attachments=tuple(files)), policy)
+    try:
+        opened = tickets.open_ticket(tickets.NewTicket(
+            channel=CHANNEL, customer_email=sender, customer_name=_clip(inbound.sender.name, 200) or None,
+            subject=_clip(ticket_subject(inbound.subject), tickets.SUBJECT_MAX) or NO_SUBJECT,
+            description=_clip(inbound.text or inbound.full_text, tickets.DESCRIPTION_MAX, _TRUNCATED),
+            category=routing.classify(policy, inbound.subject, inbound.text or inbound.full_text),
+            source_message_id=notify.answerable_message_id(inbound.message_id), related_ticket_id=related),
+            policy, files=lambda: _store_attachments(message, receipt, store))
+    except RateLimited as error:
+        return _reject(receipt, store, RATE_LIMITED, error.message, sender=sender, subject=inbound.subject)
     return Outcome("ticket", opened.ticket.ticket_id, related_ticket_id=related)
 
 
@@ -251,6 +256,11 @@ def _screen(receipt: Receipt) -> tuple[str, str] | None:
     if receipt.dmarc == "FAIL" and receipt.dmarc_policy in ("reject", "quarantine"):
         return SPOOFED, f"DMARC verdict FAIL under the sender domain's policy {receipt.dmarc_policy!r}"
     return None
+
+
+def _null_sender(receipt: Receipt) -> str | None:
+    """A null envelope sender (MAIL FROM:<>): what bounces and auto-replies use (RFC 5321 4.5.5)."""
+    return "null envelope sender <> (a bounce or an auto-reply)" if receipt.source in ("", "<>") else None
 
 
 def _from_support(sender: str, support: str) -> str | None:
@@ -292,7 +302,8 @@ def _find(ticket_id: str) -> Ticket | None:
         return None
 
 
-def _answered_ticket(inbound: mail.InboundMail, receipt: Receipt, support: str) -> tuple[Ticket, str] | None:
+def _answered_ticket(inbound: mail.InboundMail, sender: str, receipt: Receipt,
+                     support: str) -> tuple[Ticket, str] | None:
     """The ticket this message answers and how we know, or None for a new request."""
     recipients: Iterable = [*receipt.recipients, *inbound.to, *inbound.cc]
     token = mail.reply_token_from(recipients, support)
@@ -301,7 +312,6 @@ def _answered_ticket(inbound: mail.InboundMail, receipt: Receipt, support: str) 
         ticket = _find(claimed)
         if ticket is not None:
             return ticket, "reply_token"
-    sender = inbound.sender.address.lower()
     for ticket_id, how in _claims(inbound, support.rpartition("@")[2]):
         ticket = _find(ticket_id)
         if ticket is not None and ticket.customer_email == sender:  # a stranger's mail opens its own ticket
@@ -313,44 +323,26 @@ def _reply_token_valid(ticket_id: str, token: str) -> bool:
     return secrets.compare_digest(token.strip().lower(), tickets.reply_token(ticket_id))
 
 
-class _TooLate(Exception):
-    """The ticket can no longer be reopened by a reply: a new ticket follows it up."""
-
-
-def _add_message(ticket: Ticket, inbound: mail.InboundMail, message: Message, receipt: Receipt,
+def _add_message(ticket: Ticket, inbound: mail.InboundMail, sender: str, message: Message, receipt: Receipt,
                  store: MailStore, via: str, policy: Policy) -> Outcome | None:
     """The customer's email as a ``message`` on the ticket (a waiting clock resumes, a recently
-    resolved ticket reopens); None when the ticket is past reopening."""
-    now = clock.now()
-    if not tickets.reopenable(ticket, now):
-        return None
-    files = _store_attachments(message, receipt, store)
-    sender = inbound.sender.address.lower()
-    state = {"reopened": False}
-
-    def apply(current: Ticket):  # may run again on a fresh copy after a concurrent change
-        if not tickets.reopenable(current, now):
-            raise _TooLate
-        state["reopened"] = tickets.customer_wrote(current, policy)
-        if files:
-            current.attachments = [*(current.attachments or []), *files]
-        return ledger.event(
-            current, "message", "customer",
-            body=_clip(inbound.text or inbound.full_text, tickets.MESSAGE_MAX, _TRUNCATED) or None,
-            channel=CHANNEL, via=via, message_id=notify.answerable_message_id(inbound.message_id),
-            sender=sender if sender != current.customer_email else None,  # someone else used the reply address
-            reopened=state["reopened"] or None,
-            attachments=files or None)
-
+    resolved ticket reopens); None when the ticket is past reopening; rejected (``rate_limited``)
+    past what one ticket or one sender may add (``tickets.customer_message``)."""
     try:
-        # a transition keeps the escalation chain in step: a reopened ticket's clock gets a new chain.
-        ledger.transition(ticket.ticket_id, apply)
-    except _TooLate:
+        _, event = tickets.customer_message(
+            ticket, _clip(inbound.text or inbound.full_text, tickets.MESSAGE_MAX, _TRUNCATED) or None,
+            sender=sender, policy=policy, files=lambda: _store_attachments(message, receipt, store),
+            channel=CHANNEL, via=via, message_id=notify.answerable_message_id(inbound.message_id))
+    except tickets.TicketClosed:
         return None
-    return Outcome("message", ticket.ticket_id, via=via, reopened=state["reopened"])
+    except RateLimited as error:
+        return _reject(receipt, store, RATE_LIMITED, error.message, sender=sender, subject=inbound.subject,
+                       ticket_id=ticket.ticket_id)
+    reopened = bool(event.data and event.data.as_dict().get("reopened"))
+    return Outcome("message", ticket.ticket_id, via=via, reopened=reopened)
 
 
-# -- attachments, rate limit, rejections -------------------------------------------------------------
+# -- attachments, rejections ------------------------------------------------------------------------
 
 def _store_attachments(message: Message, receipt: Receipt, store: MailStore) -> list[dict]:
     """Each attachment to the bucket, one at a time; what the ticket lists about them."""
@@ -368,28 +360,6 @@ def _store_attachments(message: Message, receipt: Receipt, store: MailStore) -> 
             entry["key"] = key
         listed.append(entry)
     return listed
-
-
-def _sender_digest(sender: str) -> str:
-    return hashlib.sha256(sender.strip().lower().encode()).hexdigest()[:32]
-
-
-def _count_new_ticket(sender: str, at: datetime, limit: int) -> bool:
-    """Count one more ticket for ``sender`` in ``at``'s clock hour; False (and no count) past ``limit``."""
-    from pynamodb.exceptions import UpdateError
-
-    hour = at.replace(minute=0, second=0, microsecond=0)
-    counter = SenderCounter(f"RATE#{_sender_digest(sender)}#{hour.strftime('%Y-%m-%dT%H')}")
-    try:
-        counter.update(
-            actions=[SenderCounter.count.add(1), SenderCounter.expires_at.set(hour + 2 * RATE_WINDOW)],
-            condition=SenderCounter.count.does_not_exist() | (SenderCounter.count < limit),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
 
 
 def _reject(receipt: Receipt, store: MailStore, reason: str, detail: str, *, sender: str | None,

@@ -20,8 +20,10 @@ from typing import Any
 from helpdesk import clock, mail
 
 SIGNATURE = "Customer Support"
-QUOTE_MAX = 600  # characters of the customer's own request quoted back in the acknowledgement
-SUBJECT_MAX = 150
+# Characters of the ticket's subject in our emails' subjects. Short: the acknowledgement goes to
+# whatever address a request names, so it echoes nothing else the sender wrote (helpdesk.limits
+# bounds how many one address gets); every later email keeps the same subject for the thread.
+SUBJECT_MAX = 60
 
 
 def thread_root_id(ticket_id: str, domain: str) -> str:
@@ -74,7 +76,7 @@ class CustomerUpdate(_Wire):
     department: str | None = None  # the ticket's department (words for "our billing team")
     tier: str | None = None  # escalated: the tier the ticket went to
     status: str | None = None  # status_changed: the new status
-    text: str | None = None  # reply: the agent's answer; created: the customer's own request
+    text: str | None = None  # reply: the agent's answer; resolved: the resolution summary
     due_at: str | None = None  # the next promise to the customer, if any
     due_kind: str | None = None  # first_response (we will reply by) | resolution (we will update you by)
     survey_link: str | None = None  # resolved: where the customer rates our help
@@ -206,19 +208,14 @@ def email_subject(update: CustomerUpdate) -> str:
     return line if first else f"Re: {line}"
 
 
-def _trimmed(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit].rstrip() + " …"
-
-
 def _blocks(update: CustomerUpdate) -> list[tuple]:
     """The email as blocks (``("p", text)``, ``("quote", text)``, ``("link", before, label, url)``),
     rendered below as plain text and as HTML, so both parts always say the same thing."""
-    name = " ".join((update.customer_name or "").split())
-    blocks: list[tuple] = [("p", f"Hello {name}," if name else "Hello,"), ("p", headline(update))]
     kind = notice_kind(update)
-    if kind == "created" and update.text:
-        blocks += [("p", "You wrote:"), ("quote", _trimmed(update.text, QUOTE_MAX))]
+    # The acknowledgement echoes nothing the requester wrote but the shortened subject: not even
+    # the name (the web form is not a relay for someone else's words to a victim's address).
+    name = "" if kind == "created" else " ".join((update.customer_name or "").split())
+    blocks: list[tuple] = [("p", f"Hello {name}," if name else "Hello,"), ("p", headline(update))]
     if kind == "reply" and update.text:
         blocks.append(("quote", update.text.strip()))
     if kind == "resolved":

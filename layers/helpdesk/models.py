@@ -24,6 +24,8 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from helpdesk import clock, settings
+from helpdesk.budget import Budget, fit
+from helpdesk.utf8 import storable_item
 
 TICKET_SK = "TICKET"
 EVENT_SK_PREFIX = "EVENT#"
@@ -90,6 +92,18 @@ def query_pages(client, request: dict) -> Iterator[dict]:
 class _TableMeta:
     table_name = settings.get(settings.Env.TICKETS_TABLE)
     region = None  # AWS_DEFAULT_REGION, shared with boto3 clients
+
+
+class _Item:
+    """What every write (``save``, and ``TransactWrite.save``, which serialises the same way) holds:
+    only text DynamoDB accepts (strings in attributes, maps and lists pass through
+    ``utf8.storable``), within the model's size budget (``helpdesk.budget``: what gives way is said
+    in the item's ``omitted`` map)."""
+
+    budget = Budget()
+
+    def serialize(self, null_check: bool = True) -> dict:
+        return fit(storable_item(super().serialize(null_check=null_check)), self.budget)
 
 
 class DueIndex(GlobalSecondaryIndex["Ticket"]):
@@ -161,7 +175,7 @@ class AssigneeIndex(GlobalSecondaryIndex["Ticket"]):
     queue_sort = UnicodeAttribute(range_key=True)
 
 
-class Ticket(Model):
+class Ticket(_Item, Model):
     class Meta(_TableMeta):
         pass
 
@@ -229,7 +243,11 @@ class Ticket(Model):
     source_message_id = UnicodeAttribute(null=True)
     related_ticket_id = UnicodeAttribute(null=True)
     attachments = ListAttribute(null=True)
+    customer_messages = NumberAttribute(null=True)  # messages the customer added (tickets.customer_message caps them)
+    omitted = MapAttribute(null=True)  # what the size budget left out: {"attachments": 2950, ...}
     version = VersionAttribute()
+
+    budget = Budget(lists=(("attachments",),), texts=(("description",),))
 
     due_index = DueIndex()
     customer_index = CustomerIndex()
@@ -238,7 +256,7 @@ class Ticket(Model):
     assignee_index = AssigneeIndex()
 
 
-class TicketEvent(Model):
+class TicketEvent(_Item, Model):
     """One line of a ticket's timeline. ``public`` events are shown to the customer."""
 
     class Meta(_TableMeta):
@@ -260,9 +278,12 @@ class TicketEvent(Model):
     due_shard = UnicodeAttribute(null=True)
     next_due_at = IsoTimeAttribute(null=True)
     due_kind = UnicodeAttribute(null=True)  # auto_close
+    omitted = MapAttribute(null=True)  # what the size budget left out: {"attachments": 2950, "body": 1200}
+
+    budget = Budget(lists=(("data", "attachments"),), texts=(("body",),))
 
 
-class RejectedMail(Model):
+class RejectedMail(_Item, Model):
     """Inbound email that opened no ticket and reached none (spam, virus, an auto-reply, a bounce, a
     list, a flood, an unreadable message), kept for agents with the raw message's place in the mail
     bucket. One partition per UTC day, oldest first; it expires with the raw message.
@@ -275,7 +296,7 @@ class RejectedMail(Model):
     sk = UnicodeAttribute(range_key=True)  # <received_at>#<SES message id>
     ses_message_id = UnicodeAttribute()
     received_at = IsoTimeAttribute()
-    reason = UnicodeAttribute()  # spam | virus | automated | unparseable | rate_limited
+    reason = UnicodeAttribute()  # spam | virus | spoofed | automated | unparseable | undeliverable | rate_limited
     detail = UnicodeAttribute(null=True)  # in words: which header, which verdict, what was missing
     sender = UnicodeAttribute(null=True)  # the address, when one could be read
     subject = UnicodeAttribute(null=True)
@@ -284,9 +305,12 @@ class RejectedMail(Model):
     s3_key = UnicodeAttribute(null=True)  # the raw message
     ticket_id = UnicodeAttribute(null=True)  # the ticket it names (subject or our Message-ID), unverified
     expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
+    omitted = MapAttribute(null=True)  # what the size budget left out
+
+    budget = Budget(lists=(("recipients",),), texts=(("detail",), ("subject",)))
 
 
-class Customer(Model):
+class Customer(_Item, Model):
     """What the support desk knows about a customer beyond their tickets: set by managers, shown first
     on every ticket of theirs (an agent sees the customer's value before offering any compensation)."""
 
@@ -312,13 +336,13 @@ def rejected_pk(day: str) -> str:
     return f"REJECTED#{day}"
 
 
-class SenderCounter(Model):
-    """How many tickets one sender opened by email in one clock hour (the email rate limit)."""
+class SenderCounter(_Item, Model):
+    """How much one address did in one clock hour: tickets opened, messages added (``helpdesk.limits``)."""
 
     class Meta(_TableMeta):
         pass
 
-    pk = UnicodeAttribute(hash_key=True)  # RATE#<sender digest>#<2026-11-24T09>
+    pk = UnicodeAttribute(hash_key=True)  # RATE#<tickets | messages>#<address digest>#<2026-11-24T09>
     sk = UnicodeAttribute(range_key=True, default="RATE")
     count = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)

@@ -210,7 +210,7 @@ def customer_update(event: TicketEvent, ticket: Ticket, *, time_zone: str, link:
     tier = status = due_at = due_kind = survey = text = None
     if event.type == "created":
         due_at = _text(data.get("first_response_due_at")) or _iso(ticket.first_response_due_at)
-        due_kind, text = "first_response", event.body
+        due_kind = "first_response"  # the customer's own text is never sent back (messages.SUBJECT_MAX)
     elif event.type == "escalated":  # data.summary is for the next agent, never for the customer
         tier = _text(data.get("to_tier")) or ticket.tier
         due_at = _next_due(data, ticket, tier)

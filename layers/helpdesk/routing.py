@@ -27,8 +27,19 @@ def customer_tier(policy: Policy, email: str) -> str:
     return "vip" if address in vip or domain in vip else "standard"
 
 
-def _has_keyword(rule: RoutingRule, text: str) -> bool:
-    return any(re.search(rf"(?<!\w){re.escape(k.lower())}(?!\w)", text) for k in rule.keywords or ())
+def mentions(keywords: tuple[str, ...], text: str) -> bool:
+    """Whether ``text`` (lower case) holds one of ``keywords`` as a whole word, ignoring case."""
+    return any(re.search(rf"(?<!\w){re.escape(k.lower())}(?!\w)", text) for k in keywords)
+
+
+def classify(policy: Policy, subject: str, text: str) -> str:
+    """The category of a request that named none (an email): the first whose keywords the subject
+    mentions, else the first the text mentions, else the policy's default."""
+    for words in (subject.lower(), text.lower()):
+        for category in policy.categories:
+            if category.keywords and mentions(category.keywords, words):
+                return category.name
+    return policy.default_category
 
 
 def matches(rule: RoutingRule, request: Request) -> bool:
@@ -38,7 +49,7 @@ def matches(rule: RoutingRule, request: Request) -> bool:
         return False
     if rule.customer_tier and request.customer_tier not in rule.customer_tier:
         return False
-    if rule.keywords and not _has_keyword(rule, f"{request.subject}\n{request.description}".lower()):
+    if rule.keywords and not mentions(rule.keywords, f"{request.subject}\n{request.description}".lower()):
         return False
     return True
 

@@ -17,7 +17,11 @@ class Env(StrEnum):
     POLICY_FILE = "HELPDESK_POLICY_FILE"
     TOKEN_SECRET_ARN = "HELPDESK_TOKEN_SECRET_ARN"
     ALLOWED_ORIGINS = "HELPDESK_ALLOWED_ORIGINS"  # comma-separated; unset: same origin only
-    EMAIL_RATE_LIMIT = "HELPDESK_EMAIL_RATE_LIMIT"  # new tickets one sender may open by email per hour (0: no limit)
+    # helpdesk.limits, per clock hour (0: no limit): tickets opened for one address (or phone number),
+    # web and email alike (each sends an acknowledgement); messages one sender adds to tickets.
+    NEW_TICKETS_PER_HOUR = "HELPDESK_NEW_TICKETS_PER_HOUR"
+    MESSAGES_PER_HOUR = "HELPDESK_MESSAGES_PER_HOUR"
+    MESSAGES_PER_TICKET = "HELPDESK_MESSAGES_PER_TICKET"  # customer messages one ticket takes, in all
     REPORT_BUCKET = "HELPDESK_REPORT_BUCKET"  # the daily SLA reports (JSON), written by the report function
     AT_RISK_SHARE = "HELPDESK_AT_RISK_SHARE"  # share of an SLA window after which the sweep warns (0.75)
     USER_POOL_ID = "HELPDESK_USER_POOL_ID"  # the agents' Cognito user pool (who may be assigned, @mentioned)
@@ -31,7 +35,9 @@ DEFAULTS: dict[Env, str] = {
     Env.PUBLIC_BASE_URL: "",
     Env.TIME_SCALE: "1",
     Env.MAIL_BUCKET: "helpdesk-mail",
-    Env.EMAIL_RATE_LIMIT: "10",
+    Env.NEW_TICKETS_PER_HOUR: "10",
+    Env.MESSAGES_PER_HOUR: "30",
+    Env.MESSAGES_PER_TICKET: "200",
     Env.AT_RISK_SHARE: "0.75",
 }
 

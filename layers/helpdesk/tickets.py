@@ -8,13 +8,15 @@ nothing here publishes by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from helpdesk import chains, clock, customers, escalation, ids, ledger, routing, settings, sla
-from helpdesk.config import Policy, load_policy
-from helpdesk.errors import Conflict, InvalidRequest, NotFound
+from helpdesk import addresses, chains, clock, customers, escalation, ids, ledger, limits, routing, settings, sla
+from helpdesk.config import Policy, load_policy, policy_as_written
+from helpdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
 
 
@@ -22,7 +24,8 @@ SUBJECT_MAX = 200
 DESCRIPTION_MAX = 20_000
 MESSAGE_MAX = 20_000
 SUMMARY_MAX = 5_000
-CATEGORIES = ("billing", "technical", "account", "general")
+CATEGORIES = policy_as_written().category_names  # the form's topics, from the policy file
+DEFAULT_CATEGORY = policy_as_written().default_category
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class NewTicket:
     customer_email: str
     subject: str
     description: str
-    category: str = "general"
+    category: str = DEFAULT_CATEGORY
     customer_name: str | None = None
     customer_phone: str | None = None
     customer_time_zone: str | None = None  # IANA; the customer's pages and messages show times in it
@@ -48,11 +51,29 @@ class Opened:
     access_token: str  # shown once to the customer; only its hash is stored
 
 
-def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
-    """Route, set the SLA clock, write the ticket with its ``created`` event, start its chain."""
+def open_ticket(request: NewTicket, policy: Policy | None = None, *,
+                files: Callable[[], Iterable[dict]] | None = None) -> Opened:
+    """Route, set the SLA clock, write the ticket with its ``created`` event, start its chain.
+
+    Raises :class:`~helpdesk.addresses.Undeliverable` for an address we cannot write to, and
+    :class:`~helpdesk.errors.RateLimited` past the hour's new tickets for its address or phone
+    number (``helpdesk.limits``: each ticket sends an acknowledgement, whatever the channel).
+    ``files`` (the email channel storing its attachments) runs only once the ticket is allowed, so
+    a refused request leaves nothing behind; what it returns joins ``request.attachments``.
+    """
     policy = policy or load_policy()
     now = clock.now()
-    tier_of_customer = customers.value_tier(request.customer_email, policy)
+    customer_email = addresses.deliverable(request.customer_email)
+    if request.category not in policy.category_names:
+        raise InvalidRequest(f"unknown category {request.category!r}", details=list(policy.category_names))
+    with limits.spend(limits.NEW_TICKETS, customer_email, request.customer_phone, at=now):
+        if files is not None:
+            request = dataclasses.replace(request, attachments=(*request.attachments, *files()))
+        return _open(request, customer_email, policy, now)
+
+
+def _open(request: NewTicket, customer_email: str, policy: Policy, now: datetime) -> Opened:
+    tier_of_customer = customers.value_tier(customer_email, policy)
     rule, route = routing.route(policy, routing.Request(
         channel=request.channel, category=request.category, subject=request.subject,
         description=request.description, customer_tier=tier_of_customer))
@@ -62,9 +83,9 @@ def open_ticket(request: NewTicket, policy: Policy | None = None) -> Opened:
         token = access_token(ticket_id)
         ticket = Ticket(
             ticket_pk(ticket_id), ticket_id=ticket_id, token_hash=ids.hash_token(token),
-            channel=request.channel, customer_email=request.customer_email.strip().lower(),
+            channel=request.channel, customer_email=customer_email,
             customer_name=request.customer_name or None, customer_phone=request.customer_phone or None,
-            requester=request.customer_name or request.customer_email.strip().lower(),
+            requester=request.customer_name or customer_email,
             customer_tier=tier_of_customer, customer_time_zone=request.customer_time_zone or None,
             subject=request.subject, description=request.description,
             category=request.category, priority=route.priority, department=route.department,
@@ -202,18 +223,57 @@ def customer_wrote(ticket: Ticket, policy: Policy) -> bool:
 def add_customer_message(ticket_id: str, token: str | None, body: str,
                          policy: Policy | None = None) -> TicketEvent:
     """The customer writes on their ticket through its private link."""
-    load_for_customer(ticket_id, token)
-    policy = policy or load_policy()
-
-    def apply(ticket: Ticket) -> TicketEvent:
-        if not reopenable(ticket, clock.now()):
-            raise Conflict("this request is closed; please open a new one")
-        reopened = customer_wrote(ticket, policy)
-        return ledger.event(ticket, "message", "customer", body=body, reopened=reopened or None)
-
-    # a transition: a reopened ticket's clock gets a new escalation chain
-    _, event = ledger.transition(ticket_id, apply)
+    _, event = customer_message(load_for_customer(ticket_id, token), body, policy=policy)
     return event
+
+
+class TicketClosed(Conflict):
+    """The ticket takes no more messages (closed, or resolved too long ago): a new request follows it up."""
+
+
+def customer_message(ticket: Ticket, body: str | None, *, sender: str | None = None, policy: Policy | None = None,
+                     files: Callable[[], Iterable[dict]] | None = None, **data) -> tuple[Ticket, TicketEvent]:
+    """A message from the customer (or ``sender``, someone writing on their behalf) on ``ticket``,
+    from any channel: a waiting clock resumes, a recently resolved ticket reopens (``reopened`` in
+    the event's data). ``files`` (the email channel storing its attachments) runs only once the
+    message is allowed; they are listed on the event and the ticket. ``data`` joins the event's.
+
+    What one ticket and one sender can add is capped (a spoofed reply stream included): raises
+    :class:`~helpdesk.errors.RateLimited` past ``HELPDESK_MESSAGES_PER_TICKET`` customer messages on
+    the ticket or ``HELPDESK_MESSAGES_PER_HOUR`` from the sender this clock hour
+    (``helpdesk.limits``), and :class:`TicketClosed` when the ticket takes no more messages.
+    """
+    policy = policy or load_policy()
+    now = clock.now()
+    sender = sender or ticket.customer_email
+    _admit(ticket, now)  # before spending a slot or storing a file
+    with limits.spend(limits.MESSAGES, sender, at=now):
+        attachments = [dict(f) for f in files()] if files is not None else []
+
+        def apply(current: Ticket) -> TicketEvent:  # may run again on a fresh copy after a concurrent change
+            _admit(current, now)
+            current.customer_messages = (current.customer_messages or 0) + 1
+            reopened = customer_wrote(current, policy)
+            if attachments:
+                current.attachments = [*(current.attachments or []), *attachments]
+            return ledger.event(current, "message", "customer", body=body, reopened=reopened or None,
+                                sender=sender if sender != current.customer_email else None,
+                                attachments=attachments or None, **data)
+
+        # a transition: a reopened ticket's clock gets a new escalation chain
+        return ledger.transition(ticket.ticket_id, apply)
+
+
+def messages_per_ticket() -> int:
+    return int(settings.get(settings.Env.MESSAGES_PER_TICKET) or 0)
+
+
+def _admit(ticket: Ticket, now: datetime) -> None:
+    if not reopenable(ticket, now):
+        raise TicketClosed("this request is closed; please open a new one")
+    cap = messages_per_ticket()
+    if cap and (ticket.customer_messages or 0) >= cap:
+        raise RateLimited(f"this request has reached {cap} messages; please open a new one")
 
 
 def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> TicketEvent:

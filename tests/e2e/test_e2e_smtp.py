@@ -8,7 +8,7 @@ import smtplib
 import pytest
 
 from infra.local.testing import wait_for
-from tests.e2e.local_stack import console, email, send, tickets_of
+from tests.e2e.local_stack import SUPPORT, console, email, send, tickets_of
 
 def test_an_email_becomes_a_ticket_and_a_reply_joins_it(local_stack):
     # When a customer writes to the support address over SMTP
@@ -52,6 +52,36 @@ def test_an_auto_reply_is_listed_as_rejected_and_opens_no_ticket(local_stack):
     assert record["reason"] == "automated" and record["detail"] == "Auto-Submitted: auto-replied"
     assert record["s3_key"].startswith("inbound/") and record["subject"] == "Automatic reply: Away"
     assert tickets_of(local_stack, "tom.baker@example.org") == []
+
+
+def test_lines_longer_than_1000_characters_are_received_as_ses_receives_them(local_stack):
+    # Given a message with a 5,000-character line (HTML mailers write them; SES accepts them)
+    line = "The export fails on row " + " ".join(str(n) for n in range(1300))
+
+    raw = (f"From: Raj Kumar <raj.kumar@example.in>\r\nTo: {SUPPORT}\r\nSubject: Export fails\r\n"
+           f"Content-Type: text/plain; charset=us-ascii\r\n\r\n{line}\r\n").encode()
+    assert len(line) > 5000
+
+    # When it is sent, Then it is accepted and becomes a ticket with the whole line
+    with smtplib.SMTP("127.0.0.1", local_stack.smtp_port, timeout=10) as smtp:
+        assert smtp.sendmail("raj.kumar@example.in", [SUPPORT], raw) == {}
+    [ticket] = tickets_of(local_stack, "raj.kumar@example.in")
+    assert ticket["subject"] == "Export fails"
+
+
+def test_a_bounce_with_a_null_envelope_sender_is_rejected_as_automated(local_stack):
+    # Given a bounce: MAIL FROM:<>, and nothing else that gives it away
+    bounce = email("Your message could not be delivered", "The recipient's mailbox is full.",
+                   sender="Mail Server <mailer@example.net>")
+
+    # When it arrives
+    with smtplib.SMTP("127.0.0.1", local_stack.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("", [SUPPORT], bounce.as_bytes())
+
+    # Then it is kept as automated (never a ticket, never acknowledged): SES's Return-Path is <>
+    [record] = [r for r in console(local_stack, "rejected") if r["sender"] == "mailer@example.net"]
+    assert record["reason"] == "automated" and record["detail"].startswith("null Return-Path <>")
+    assert tickets_of(local_stack, "mailer@example.net") == []
 
 
 def test_the_customer_gets_an_acknowledgement(local_stack):

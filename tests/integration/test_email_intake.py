@@ -13,8 +13,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from helpdesk import clock, ids, intake, ledger, mail, messages, models, tickets
+from helpdesk import addresses, budget, clock, ids, intake, ledger, mail, messages, models, tickets
 from helpdesk.settings import Env
+from tests.addresses import DELIVERABLE, UNDELIVERABLE
 from tests.conftest import sample_event
 from tests.integration.conftest import SUPPORT, TUESDAY, captured_logs, sns_event
 from tests.unit.mail.test_mail_corpus import EXPECTED, REJECTED
@@ -404,10 +405,145 @@ def test_an_infrastructure_error_fails_the_invocation_so_lambda_retries_it(mailr
     assert mailroom.invoke(event)["kind"] == "ticket"
 
 
+def test_an_email_is_routed_like_the_form_s_topic_its_words_name(mailroom):
+    # Given the same request on the web form's Billing topic
+    web = tickets.open_ticket(tickets.NewTicket(channel="web", customer_email="ben@example.com", category="billing",
+                                                subject="Cannot change my invoice address",
+                                                description="The form does not save it.")).ticket
+
+    # When it comes by email
+    outcome = mailroom.deliver(email(subject="Cannot change my invoice address", body="The form does not save it."))
+
+    # Then it lands where the form's would: billing, normal priority, the same deadlines
+    ticket = ledger.load(outcome["ticket_id"])
+    assert (ticket.category, ticket.department, ticket.priority, ticket.tier) == (
+        web.category, web.department, web.priority, web.tier) == ("billing", "billing", "normal", "L1")
+    assert ticket.first_response_due_at == web.first_response_due_at
+    assert data(events(ticket.ticket_id)[0])["rule"] == "billing"
+
+
+def test_a_null_envelope_sender_is_a_machine_whatever_the_headers_say(mailroom):
+    # Given a bounce SES received with MAIL FROM:<> (its event's source is empty)
+    ses_id = secrets.token_hex(20)
+    mailroom.s3.put_object(Bucket=mailroom.bucket, Key=f"inbound/{ses_id}",
+                           Body=email(sender="Mail Server <mailer@example.net>", subject="Undelivered").as_bytes())
+    event = mailroom.event(ses_id=ses_id)
+    event["Records"][0]["ses"]["mail"]["source"] = ""
+
+    # When the intake reads it, Then it is kept as automated: never a ticket, never acknowledged
+    assert mailroom.invoke(event) == {"kind": "rejected", "reason": "automated"}
+    assert record_of(ses_id)["detail"].startswith("null envelope sender")
+
+
+# -- who we can write to ------------------------------------------------------------------------------
+
+def from_address(address: str) -> bytes:
+    """A message whose From header is ``address`` exactly as written (raw UTF-8 where it is not ASCII)."""
+    return (f"From: {address}\r\nTo: {SUPPORT}\r\nSubject: Where is my order?\r\n"
+            f"Message-ID: <{secrets.token_hex(8)}@mail.example.com>\r\n\r\nIt has not arrived.\r\n").encode()
+
+
+@pytest.mark.parametrize(("written", "stored"), DELIVERABLE.items())
+def test_a_sender_we_can_write_to_opens_a_ticket_under_the_address_we_send_to(mailroom, written, stored):
+    outcome = mailroom.deliver(from_address(written))
+
+    assert outcome["kind"] == "ticket", outcome
+    assert ledger.load(outcome["ticket_id"]).customer_email == stored
+
+
+@pytest.mark.parametrize("address", UNDELIVERABLE)
+def test_a_sender_we_cannot_write_to_never_becomes_a_customer(mailroom, address):
+    # When mail arrives from an address SES cannot send to (as far as a From header can carry it)
+    ses_id = secrets.token_hex(20)
+    outcome = mailroom.deliver(from_address(address), ses_id=ses_id)
+
+    # Then it is kept for agents with the reason, or (a header injection: the From line alone is a
+    # valid address) the ticket belongs to that valid address: never to one we cannot write to
+    if outcome["kind"] == "rejected":
+        assert outcome["reason"] in ("undeliverable", "unparseable")
+        assert record_of(ses_id)["s3_key"] == f"inbound/{ses_id}"
+    else:
+        assert addresses.is_deliverable(ledger.load(outcome["ticket_id"]).customer_email)
+    assert all(addresses.is_deliverable(t.customer_email) for t in all_tickets())
+
+
+def test_a_non_ascii_sender_is_recorded_with_the_reason(mailroom):
+    ses_id = secrets.token_hex(20)
+
+    outcome = mailroom.deliver(from_address("Jörg <jörg@example.com>"), ses_id=ses_id)
+
+    assert outcome == {"kind": "rejected", "reason": "undeliverable"}
+    record = record_of(ses_id)
+    assert record["sender"] == "jörg@example.com" and "cannot write to the sender" in record["detail"]
+
+
+# -- what a message may cost: every item within its size budget ---------------------------------------
+
+def with_files(count: int, *, subject: str = "Scans of all my receipts", sender: str = "ana.lima@example.com") -> bytes:
+    """A message with ``count`` attachments of long names (3,000 make about 600 KB)."""
+    boundary = "=_files"
+    parts = [f"From: Ana Lima <{sender}>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n"
+             f"Message-ID: <{secrets.token_hex(8)}@mail.example.com>\r\nMIME-Version: 1.0\r\n"
+             f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n',
+             f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nAll my receipts are attached.\r\n"]
+    for n in range(count):
+        name = f"{n:04d}-scanned-receipt-from-the-accounting-export-with-a-very-long-name-{'x' * 40}.pdf"
+        parts.append(f"--{boundary}\r\nContent-Type: application/pdf\r\n"
+                     f'Content-Disposition: attachment; filename="{name}"\r\n\r\n%PDF\r\n')
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
+
+
+def stored_size(pk: str, sk: str) -> int:
+    """The item's size as DynamoDB counts it, read back from the table."""
+    from helpdesk.budget import item_size
+
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
+    return item_size(boto3.client("dynamodb").get_item(TableName=models.Ticket.Meta.table_name, Key=key)["Item"])
+
+
+def test_an_email_with_3000_attachments_becomes_a_ticket_that_says_what_it_left_out(mailroom):
+    # Given a 600 KB email with 3,000 attachments with long names
+    raw = with_files(3000)
+    assert len(raw) > 550 * 1024
+
+    # When it arrives
+    outcome = mailroom.deliver(raw)
+
+    # Then it is a ticket whose item, and its event's, fit DynamoDB's 400 KB, listing the first files
+    assert outcome["kind"] == "ticket", outcome
+    ticket = ledger.load(outcome["ticket_id"])
+    [created] = events(ticket.ticket_id)
+    assert stored_size(ticket.pk, ticket.sk) < 400 * 1024 and stored_size(created.pk, created.sk) < 400 * 1024
+    assert ticket.attachments[0]["filename"].startswith("0000-") and "key" in ticket.attachments[0]
+    # ...and saying how many more there were (the raw mail keeps them all)
+    assert len(ticket.attachments) == budget.LISTED_MAX
+    assert ticket.omitted.as_dict() == {"attachments": 3000 - budget.LISTED_MAX}
+    assert len(data(created)["attachments"]) == budget.LISTED_MAX
+    assert created.omitted.as_dict() == {"attachments": 3000 - budget.LISTED_MAX}
+
+
+def test_replies_with_files_keep_adding_to_what_the_ticket_left_out(mailroom):
+    # Given a ticket opened with 120 files (20 past what an item lists)
+    outcome = mailroom.deliver(with_files(120))
+    tid = outcome["ticket_id"]
+
+    # When the customer answers twice with 30 more files each
+    for _ in range(2):
+        assert mailroom.deliver(with_files(30, subject=f"Re: [{tid}] More receipts"))["kind"] == "message"
+
+    # Then the ticket still lists as many as an item may, and counts every file it left out
+    ticket = ledger.load(tid)
+    assert len(ticket.attachments) == budget.LISTED_MAX
+    assert ticket.omitted.as_dict() == {"attachments": 20 + 30 + 30}
+    # ...while each message lists its own files
+    messages_ = [e for e in events(tid) if e.type == "message"]
+    assert [len(data(m)["attachments"]) for m in messages_] == [30, 30]
+
+
 # -- abuse -------------------------------------------------------------------------------------------
 
 def test_a_sender_flooding_the_address_is_rate_limited_per_hour(mailroom, monkeypatch):
-    monkeypatch.setenv(Env.EMAIL_RATE_LIMIT, "3")
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "3")
 
     # When one sender opens four new requests within the hour
     outcomes = [mailroom.deliver(email(subject=f"Request {n}")) for n in range(4)]
@@ -428,8 +564,61 @@ def test_a_sender_flooding_the_address_is_rate_limited_per_hour(mailroom, monkey
     assert counter.expires_at > TUESDAY
 
 
+def test_a_reply_stream_stops_at_what_one_ticket_takes_and_nothing_is_lost(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_TICKET, "2")
+    # Given a ticket (a spoofed reply stream to someone's ticket looks just like this)
+    tid = mailroom.deliver(email())["ticket_id"]
+
+    # When three replies arrive
+    outcomes = [mailroom.deliver(email(subject=f"Re: [{tid}] Refund", body=f"Reply {n}."), ses_id=f"rep{n:037d}")
+                for n in range(3)]
+
+    # Then two join the ticket and the third is kept for agents with its raw mail
+    assert [o["kind"] for o in outcomes] == ["message", "message", "rejected"]
+    assert outcomes[2] == {"kind": "rejected", "reason": "rate_limited", "ticket_id": tid}
+    record = record_of(f"rep{2:037d}")
+    assert record["s3_key"] == f"inbound/rep{2:037d}" and "2 messages" in record["detail"]
+    assert [e.type for e in events(tid)] == ["created", "message", "message"]
+
+
+def test_one_sender_adds_so_many_messages_an_hour(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.MESSAGES_PER_HOUR, "2")
+    tid = mailroom.deliver(email())["ticket_id"]
+
+    kinds = [mailroom.deliver(email(subject=f"Re: [{tid}] Refund", body=f"Reply {n}."))["kind"] for n in range(3)]
+
+    assert kinds == ["message", "message", "rejected"]
+    assert intake.rejected(reason="rate_limited")[0]["ticket_id"] == tid
+
+
+def test_a_retried_delivery_spends_the_sender_s_slot_once(mailroom, monkeypatch):
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "2")
+    # Given a message whose first attempt fails at the write (DynamoDB throttled, say)
+    commit, calls = ledger.commit, []
+
+    def throttled_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "commit", throttled_once)
+    first = mailroom.event(ses_id="retry0000000000000000000000000000000000")
+    mailroom.s3.put_object(Bucket=mailroom.bucket, Key="inbound/retry0000000000000000000000000000000000",
+                           Body=email().as_bytes())
+    with pytest.raises(RuntimeError):
+        mailroom.invoke(first)
+
+    # When Lambda retries it, and the sender writes once more within the hour
+    retried = mailroom.invoke(first)
+    another = mailroom.deliver(email(subject="Another question"))
+
+    # Then both are tickets: the failed attempt gave its slot back
+    assert (retried["kind"], another["kind"]) == ("ticket", "ticket")
+
+
 def test_rejected_mail_is_listed_newest_first_and_by_reason(mailroom, monkeypatch):
-    monkeypatch.setenv(Env.EMAIL_RATE_LIMIT, "1")
+    monkeypatch.setenv(Env.NEW_TICKETS_PER_HOUR, "1")
     mailroom.corpus("vacation_autoreply.eml")
     with clock.frozen(TUESDAY + timedelta(minutes=1)):
         mailroom.deliver(email())

@@ -8,7 +8,6 @@ import threading
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.dynamodb.models import DynamoDBBackend
 
 from helpdesk.settings import Env
 from infra.local.emulator import AwsLikeEmulator, DynamoDbTransactions

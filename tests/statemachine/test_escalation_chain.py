@@ -254,7 +254,7 @@ def test_a_chain_that_died_of_a_runtime_error_is_repaired_by_the_sweep_and_escal
 
     # Then a new chain owns the ticket and escalates it at its first wake (its deadline has passed)
     assert result.chains_repaired == 1
-    repaired = tickets.load(ticket.ticket_id).escalation_chain
+    repaired = ledger.load(ticket.ticket_id).escalation_chain
     assert repaired == f"{ticket.ticket_id}-s{ticket.version + 1}"
     [escalated] = wait_for(lambda: escalations(ticket.ticket_id), what="the repaired chain's escalation")
     assert escalated.data["due_at"] == clock.to_iso(ticket.next_due_at)

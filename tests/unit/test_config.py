@@ -35,6 +35,12 @@ def test_the_shipped_policy_is_valid_and_covers_every_priority():
         (POLICY_TEXT.replace("[departments.trust-and-safety]", "[departments.trust-and-saftey]"),
          "departments: no routing rule sends tickets to trust-and-saftey"),
         (POLICY_TEXT.replace("transfer_cap = 3", "transfer_cap = -1"), "escalation.transfer_cap"),
+        (POLICY_TEXT.replace('category = "technical"', 'category = "tech"'),
+         'routing[5] "technical".category: unknown category \'tech\''),
+        (POLICY_TEXT.replace('name = "general"', 'name = "general"\nkeywords = ["hello"]'),
+         "categories: the last category must have no keywords"),
+        (POLICY_TEXT.replace('name = "account"', 'name = "billing"'), "categories: a category is named twice"),
+        (POLICY_TEXT.replace('name = "account"', 'name = "Account Stuff"'), "categories.2.name"),
     ],
 )
 def test_an_invalid_policy_fails_fast_naming_the_bad_entry(broken, named):
@@ -70,3 +76,13 @@ def test_time_scale_compresses_the_policy_in_force(monkeypatch):
         assert load_policy().sla["normal"].first_response == timedelta(seconds=8)
     finally:
         load_policy.cache_clear()
+
+
+def test_a_policy_without_categories_offers_those_its_rules_name_and_general():
+    # Given a policy written before categories were listed
+    start = POLICY_TEXT.index("[[categories]]")
+    older = POLICY_TEXT[:start] + POLICY_TEXT[POLICY_TEXT.index("# Ordered routing rules"):]
+
+    # Then it still loads, and an email without keywords to go by is general
+    assert parse_policy(older).category_names == ("billing", "technical", "account", "general")
+    assert parse_policy(older).default_category == "general"

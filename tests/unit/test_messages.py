@@ -66,6 +66,22 @@ def test_both_parts_of_an_email_say_the_same_thing():
     assert "> We refunded you.\n> Dana" in email.text
 
 
+def test_the_acknowledgement_echoes_nothing_the_requester_wrote_but_a_short_subject():
+    # Given a request opened in someone else's name, its every field a phishing attempt
+    lure = "Your account is locked: verify it at https://evil.example/login within 24 hours or lose it"
+    ack = update(subject=lure, customer_name="Visit evil.example/login", text=lure)
+
+    # When its acknowledgement is written
+    email = messages.customer_email(ack)
+
+    # Then neither the name nor the text appear, and the subject is cut short
+    for part in (email.text, email.html):
+        assert "Visit" not in part and "within 24 hours" not in part and "Hello," in part
+    assert "evil.example" not in email.text.split("\n", 3)[3]  # nothing past the greeting and headline
+    assert email.subject == "[HD-7KQ2M9] Your account is locked: verify it at https://evil.example/l…"
+    assert len(email.subject) <= len("[HD-7KQ2M9] ") + messages.SUBJECT_MAX
+
+
 def test_the_html_part_escapes_whatever_people_wrote():
     email = messages.customer_email(update(subject="<b>hi</b>", customer_name="<script>x</script>",
                                            event_type="reply", text="<img src=x onerror=alert(1)>"))

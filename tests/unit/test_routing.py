@@ -3,7 +3,7 @@
 import pytest
 
 from helpdesk.config import load_policy
-from helpdesk.routing import Request, customer_tier, route
+from helpdesk.routing import Request, classify, customer_tier, route
 
 POLICY = load_policy()
 
@@ -46,3 +46,17 @@ def test_a_multi_word_keyword_matches_as_a_phrase():
 def test_vip_customers_are_recognised_by_address_or_domain():
     assert customer_tier(POLICY, "Jane@VIP.example.com") == "vip"
     assert customer_tier(POLICY, "jane@example.com") == "standard"
+
+
+@pytest.mark.parametrize(("subject", "text", "category"), [
+    ("Cannot change my invoice address", "Please help.", "billing"),
+    ("Question", "I was charged twice.", "billing"),
+    ("The export crashes", "Error 0x80070005", "technical"),
+    ("Forgot my password", "", "account"),
+    ("Login and invoice", "", "billing"),  # several match: the policy's order decides
+    ("App problem", "my invoice is wrong", "technical"),  # the subject is read before the text
+    ("Thanks!", "Great service.", "general"),  # nothing matches: the last category
+    ("Billinghurst office hours", "", "general"),  # whole words only
+])
+def test_an_email_gets_the_category_its_words_name(subject, text, category):
+    assert classify(POLICY, subject, text) == category

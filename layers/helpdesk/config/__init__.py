@@ -141,6 +141,11 @@ class Escalation(_Strict):
     transfer_cap: int = Field(3, ge=0)
 
 
+class Category(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+    keywords: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+
 class Policy(_Strict):
     time_zone: ZoneName = "UTC"
     calendars: dict[str, Calendar]
@@ -148,10 +153,42 @@ class Policy(_Strict):
     customers: Customers = Customers()
     departments: dict[str, Department] = Field(default_factory=dict)
     escalation: Escalation = Escalation()
+    categories: tuple[Category, ...]
     routing: tuple[RoutingRule, ...]
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    @property
+    def default_category(self) -> str:
+        """What a request is when nothing says otherwise (the last category, which has no keywords)."""
+        return self.categories[-1].name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_categories(cls, data: object) -> object:
+        """A policy written before categories were listed: those its rules name, then ``general``."""
+        if not isinstance(data, dict) or "categories" in data:
+            return data
+        named = []
+        for rule in data.get("routing") or ():
+            value = rule.get("category") if isinstance(rule, dict) else None
+            named += [value] if isinstance(value, str) else list(value or ())
+        names = [n for n in dict.fromkeys(named) if n != "general"] + ["general"]
+        return {**data, "categories": [{"name": n} for n in names]}
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
+        names = self.category_names
+        if not names or self.categories[-1].keywords:
+            raise ValueError("categories: the last category must have no keywords (it takes the rest)")
+        if len(set(names)) != len(names):
+            raise ValueError("categories: a category is named twice")
+        for i, rule in enumerate(self.routing):
+            for unknown in sorted((rule.category or set()) - set(names)):
+                raise ValueError(f'routing[{i}] "{rule.name}".category: unknown category {unknown!r} '
+                                 f"(categories: {', '.join(names)})")
         missing = {"low", "normal", "high", "urgent"} - set(self.sla)
         if missing:
             raise ValueError(f"sla: no policy for priority {', '.join(sorted(missing))}")
@@ -217,9 +254,14 @@ def _where(raw: dict, loc: tuple) -> str:
 
 
 @functools.cache
-def load_policy() -> Policy:
-    """The policy in force: the reviewed file (or ``HELPDESK_POLICY_FILE``), compressed by
-    ``HELPDESK_TIME_SCALE``."""
+def policy_as_written() -> Policy:
+    """The reviewed file (or ``HELPDESK_POLICY_FILE``) as it is written: for what compression does
+    not touch (the categories the API offers, read at import)."""
     path = Path(settings.get(settings.Env.POLICY_FILE) or DEFAULT_POLICY_FILE)
-    policy = parse_policy(path.read_text(), source=str(path.name))
-    return policy.compressed(float(settings.get(settings.Env.TIME_SCALE) or 1))
+    return parse_policy(path.read_text(), source=str(path.name))
+
+
+@functools.cache
+def load_policy() -> Policy:
+    """The policy in force: :func:`policy_as_written`, compressed by ``HELPDESK_TIME_SCALE``."""
+    return policy_as_written().compressed(float(settings.get(settings.Env.TIME_SCALE) or 1))

@@ -135,6 +135,10 @@ EXPECTED = {
         says=('The nightly import failed again at 02:00 with "duplicate key".',), hides=("Content-Type",),
         attachments=(("report.csv", "text/csv"),), defects=("StartBoundaryNotFoundDefect",)),
     "empty_body.eml": Expect(sender="greta.holm@gmail.com", subject="Please call me back about my contract"),
+    "utf7_lone_surrogate.eml": Expect(  # UTF-7's "+2AA-" is half of a surrogate pair: never valid text
+        sender="juergen.weiss@posteo.example", name="Jürgen Weiß \ufffd", subject="Rechnungsbetrag \ufffd falsch 😀",
+        says=("auf meiner Rechnung steht statt des Betrags nur \ufffd, und das Symbol 😀",
+              "Bitte korrigieren Sie die Rechnung für Januar.")),
     "bottom_posted_reply.eml": Expect(
         sender="bob@example.net", subject="Re: [HD-7RSTVW] Crash on start",
         says=("Version 4.2.1 on Debian 12.", '"Segmentation fault" right after the splash screen.'),

@@ -7,6 +7,7 @@ from email.parser import BytesParser
 import pytest
 
 from helpdesk import clock, mail
+from tests.addresses import DELIVERABLE, UNDELIVERABLE
 
 SUPPORT = "Acme Support <support@helpdesk.local>"
 MESSAGE_ID = mail.new_message_id("HD-7KQ2M9", "01HMZ3Q8W6K4T2V9X7B5N3P1R0", "helpdesk.local")
@@ -101,3 +102,20 @@ def test_a_multiline_subject_is_flattened():
 def test_invalid_input_is_refused(changes):
     with pytest.raises(ValueError):
         _build(**changes)
+
+
+@pytest.mark.parametrize(("written", "stored"), DELIVERABLE.items())
+def test_every_address_we_accept_can_be_written_to(written, stored):
+    # Given an address the API and the intake accept, as the customer wrote it or as we stored it
+    for to in (written, stored, mail.Mailbox(stored, "Ann Lee")):
+        # When an email to it is built, Then it goes to the stored form (IDNA domain, lower case)
+        msg = BytesParser(policy=policy.default).parsebytes(_build(to=to))
+        assert [a.addr_spec for a in msg["To"].addresses] == [stored]
+
+
+@pytest.mark.parametrize("address", UNDELIVERABLE)
+def test_every_address_we_refuse_is_refused_here_too(address):
+    # A NUL, a header injection, a non-ASCII local part... never reach the To header
+    for to in (address, mail.Mailbox(address)):
+        with pytest.raises(ValueError):
+            _build(to=to)

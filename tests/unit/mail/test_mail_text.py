@@ -175,6 +175,30 @@ def test_reply_attributions_in_many_languages_cut_the_history(attribution):
     assert mail.trim_reply(text) == ANSWER
 
 
+@pytest.mark.parametrize("attribution", [
+    "On Tue, Helpdesk wrote:",  # no date, no address: only the quote under it tells
+    "On Tuesday, Acme Support wrote:",
+    "Am Dienstag schrieb Acme Support:",
+    "Le mar., Acme Support a écrit :",
+    "El mar, Acme Support escribió:",
+    "Il mar, Acme Support ha scritto:",
+    "Em ter., Acme Support escreveu:",
+    "Op di, Acme Support schreef:",
+    "Den tis, Acme Support skrev:",
+    "Acme Support пишет:",
+    "Acme Support さんは書きました:",
+])
+def test_an_attribution_without_date_or_address_goes_with_the_quote_under_it(attribution):
+    for text in (f"{ANSWER}\n\n{attribution}\n> Please update to version 4.2.\n",  # top-posted
+                 f"{attribution}\n> Please update to version 4.2.\n\n{ANSWER}\n"):  # bottom-posted
+        assert mail.trim_reply(text) == ANSWER
+
+
+def test_an_attribution_answered_inline_keeps_only_the_answers():
+    text = "On Tue, Helpdesk wrote:\n> Which version?\n4.2.1\n> Which OS?\nDebian 12\n"
+    assert mail.trim_reply(text) == "4.2.1\nDebian 12"
+
+
 @pytest.mark.parametrize("history", [
     "-----Original Message-----\nFrom: Acme Support\nSent: Monday\nTo: me\nSubject: x\n\nPlease update.",
     "-----Ursprüngliche Nachricht-----\nVon: Acme Support\nGesendet: Montag\n\nBitte aktualisieren.",
