@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
+from helpdesk import clock
 from helpdesk.config import ZoneName
 from helpdesk.tickets import CATEGORIES, DESCRIPTION_MAX, MESSAGE_MAX, SUBJECT_MAX
 
@@ -24,6 +37,11 @@ def _single_line(value: str) -> str:
     if _LINE_BREAK.search(value):
         raise ValueError("must be a single line")
     return _no_control_characters(value)
+
+
+def _blank_is_none(value: object) -> object:
+    """An optional text left empty (a form's empty field) is no text."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control_characters)]
@@ -47,7 +65,7 @@ class NewTicketRequest(_Request):
 
     name: Annotated[Line, Field(max_length=200)] = ""
     email: EmailStr
-    phone: Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", description="E.164, for SMS updates")] | None = None
+    phone: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, for SMS updates")] | None = None
     subject: Annotated[Line, Field(min_length=1, max_length=SUBJECT_MAX)]
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
     category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
@@ -64,7 +82,13 @@ class NewMessageRequest(_Request):
 
 class SurveyRequest(_Request):
     score: Annotated[int, Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")]
-    comment: Annotated[Text, Field(max_length=MESSAGE_MAX)] | None = None
+    comment: Annotated[Annotated[Text, Field(max_length=MESSAGE_MAX)] | None, BeforeValidator(_blank_is_none)] = None
+
+
+# Every time the API answers is UTC ISO 8601 ending in Z, whole seconds (``clock.to_iso``): whatever a
+# route hands over (a datetime, or a string in another offset) is written in that one form.
+Timestamp = Annotated[datetime, PlainSerializer(clock.to_iso, return_type=str),
+                      WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-24T16:00:00Z"]})]
 
 
 class Links(BaseModel):
@@ -78,16 +102,25 @@ class TicketCreated(BaseModel):
     priority: str
     department: str
     tier: str
-    first_response_due_at: str
-    resolution_due_at: str
+    first_response_due_at: Timestamp
+    resolution_due_at: Timestamp
     links: Links
 
 
 class TimelineEntry(BaseModel):
     type: str
-    at: str
+    at: Timestamp
     actor: str
     body: str | None = None
+
+
+class MessageAdded(BaseModel):
+    type: str = Field(examples=["message"])
+    at: Timestamp
+
+
+class Rated(BaseModel):
+    score: int
 
 
 class TicketView(BaseModel):
@@ -98,13 +131,17 @@ class TicketView(BaseModel):
     department: str
     tier: str
     category: str
-    created_at: str
-    updated_at: str
-    first_response_due_at: str
-    resolution_due_at: str
-    first_responded_at: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    first_response_due_at: Timestamp
+    resolution_due_at: Timestamp
+    first_responded_at: Timestamp | None = None
     time_zone: str | None = Field(None, description="The customer's time zone, if they gave one (else the team's is used)")
-    timeline: list[TimelineEntry]
+    timeline: list[TimelineEntry] = Field(description=(
+        "One page of the public timeline, oldest first: the latest entries, or those before `cursor`. A page "
+        "holds at most 50 entries and 200,000 characters of text"))
+    next: str | None = Field(None, description=(
+        "Pass it as `cursor` for the page of entries before these; null when this page starts the timeline"))
 
 
 class ErrorBody(BaseModel):

@@ -8,13 +8,26 @@ nothing here publishes by hand.
 
 from __future__ import annotations
 
+import base64
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from helpdesk import chains, clock, escalation, ids, ledger, routing, settings, sla
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import Conflict, InvalidRequest, NotFound
-from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
+from helpdesk.models import (
+    ACTIVE,
+    CLOSED,
+    EVENT_SK_PREFIX,
+    PAUSED,
+    Ticket,
+    TicketEvent,
+    due_shard,
+    opened_shard,
+    ticket_pk,
+)
 
 
 SUBJECT_MAX = 200
@@ -116,20 +129,83 @@ def private_link(ticket_id: str, base_url: str | None = None) -> str:
     return f"{base}/tickets/{quote(ticket_id)}?token={quote(access_token(ticket_id))}"
 
 
-def load_for_customer(ticket_id: str, token: str | None) -> Ticket:
-    """The ticket, if ``token`` is its access token; otherwise exactly what a missing ticket gives."""
-    try:
-        ticket = ledger.load(ticket_id)
-    except NotFound:
-        ticket = None
-    if ticket is None or not ids.tokens_match(token, ticket.token_hash):
+# What a token is compared with when the ticket does not exist: the same constant-time comparison,
+# against a hash no token has.
+_NO_SUCH_TICKET = secrets.token_hex(32)
+
+
+def check_access(ticket_id: str, token: str | None) -> None:
+    """NotFound unless ``token`` is the ticket's access token.
+
+    A wrong token and a missing ticket do the same work, so neither their answer nor their time tells a
+    stranger that the ticket exists: one read of the token hash alone, one constant-time comparison.
+    """
+    if not token:
         raise NotFound("no ticket with this reference and access token")
-    return ticket
+    stored = ledger.token_hash(ticket_id)
+    if not ids.tokens_match(token, stored or _NO_SUCH_TICKET) or stored is None:
+        raise NotFound("no ticket with this reference and access token")
+
+
+def load_for_customer(ticket_id: str, token: str | None) -> Ticket:
+    """The ticket, once ``token`` proved to be its access token (see :func:`check_access`)."""
+    check_access(ticket_id, token)
+    return ledger.load(ticket_id)
 
 
 def timeline(ticket_id: str, *, public_only: bool = True) -> list[TicketEvent]:
-    events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith("EVENT#"))
+    """The whole timeline, oldest first (reports and tests; people read it a page at a time)."""
+    events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith(EVENT_SK_PREFIX))
     return [e for e in events if e.public or not public_only]
+
+
+# A page of a timeline: a bounded number of entries and of characters, so that a page is well under
+# Lambda's 6 MB response limit however the ticket grew (each character costs at most 14 bytes once
+# JSON-escaped twice: by the API, then by the Lambda runtime's envelope).
+PAGE_ENTRIES = 50
+PAGE_CHARACTERS = 200_000  # ten messages of the longest kind
+_CURSOR = re.compile(rf"{EVENT_SK_PREFIX}\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ#[0-9a-f]{{1,40}}")
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    events: list[TicketEvent]  # oldest first, as a conversation reads
+    earlier: str | None  # the cursor of the entries before these; None: the page starts at the beginning
+
+
+def timeline_page(ticket_id: str, cursor: str | None = None, *, public_only: bool = True,
+                  entries: int = PAGE_ENTRIES, characters: int = PAGE_CHARACTERS) -> TimelinePage:
+    """One page of the ticket's timeline, going back in time: the latest entries without a cursor,
+    those before the previous page with its ``earlier`` cursor (opaque; it can only name a place in
+    this ticket's own timeline). One Query of the ticket's partition, newest first, read one entry
+    past the page to know whether earlier ones exist.
+    """
+    query = TicketEvent.query(
+        ticket_pk(ticket_id), TicketEvent.sk.startswith(EVENT_SK_PREFIX), scan_index_forward=False,
+        filter_condition=(TicketEvent.public == True) if public_only else None,  # noqa: E712 - a condition
+        last_evaluated_key=_cursor_key(ticket_id, cursor) if cursor else None, page_size=entries + 1)
+    page: list[TicketEvent] = []
+    size = 0
+    for event in query:
+        size += len(event.body or "")
+        if len(page) == entries or (page and size > characters):
+            return TimelinePage(page[::-1], _cursor(page[-1]))
+        page.append(event)
+    return TimelinePage(page[::-1], None)
+
+
+def _cursor(event: TicketEvent) -> str:
+    return base64.urlsafe_b64encode(event.sk.encode()).decode().rstrip("=")
+
+
+def _cursor_key(ticket_id: str, cursor: str) -> dict:
+    try:
+        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        sk = ""
+    if not _CURSOR.fullmatch(sk):
+        raise InvalidRequest("the cursor is not one this timeline gave")
+    return {"pk": {"S": ticket_pk(ticket_id)}, "sk": {"S": sk}}
 
 
 REOPEN_DAYS = 7  # a customer's message reopens a resolved ticket within this; later it needs a new one
@@ -179,7 +255,7 @@ def customer_wrote(ticket: Ticket, policy: Policy) -> bool:
 def add_customer_message(ticket_id: str, token: str | None, body: str,
                          policy: Policy | None = None) -> TicketEvent:
     """The customer writes on their ticket through its private link."""
-    load_for_customer(ticket_id, token)
+    check_access(ticket_id, token)
     policy = policy or load_policy()
 
     def apply(ticket: Ticket) -> TicketEvent:
@@ -196,7 +272,7 @@ def add_customer_message(ticket_id: str, token: str | None, body: str,
 def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> TicketEvent:
     """The customer's satisfaction rating (1-5) once the ticket is resolved; a new rating replaces
     the old one in the report (the latest ``survey`` event counts)."""
-    load_for_customer(ticket_id, token)
+    check_access(ticket_id, token)
 
     def apply(ticket: Ticket) -> TicketEvent:
         if ticket.status not in CLOSED:
@@ -237,8 +313,10 @@ def _credit_waits(ticket: Ticket, policy: Policy, waits: list[tuple[datetime, da
         ticket.resolution_due_at = sla.add_business_time(ticket.resolution_due_at, total, calendar)
 
 
-def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
-    """What the customer may see of their ticket (never the token hash or internal notes)."""
+def customer_view(ticket: Ticket, page: TimelinePage | None = None) -> dict:
+    """What the customer may see of their ticket (never the token hash or internal notes), with one
+    page of its timeline (``next``: the cursor of the page before it)."""
+    events = page.events if page else []
     return {
         "id": ticket.ticket_id,
         "subject": ticket.subject,
@@ -257,6 +335,7 @@ def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
             {"type": e.type, "at": clock.to_iso(e.at), "actor": e.actor.split(":")[0], "body": e.body}
             for e in events if e.public
         ],
+        "next": page.earlier if page else None,
     }
 
 
