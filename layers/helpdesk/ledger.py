@@ -43,14 +43,6 @@ def load(ticket_id: str) -> Ticket:
         raise NotFound(f"ticket {ticket_id} not found") from None
 
 
-def token_hash(ticket_id: str) -> str | None:
-    """The ticket's access-token hash alone (a projected read), or None when there is no such ticket."""
-    try:
-        return Ticket.get(ticket_pk(ticket_id), TICKET_SK, attributes_to_get=["token_hash"]).token_hash
-    except Ticket.DoesNotExist:
-        return None
-
-
 def event(ticket: Ticket, type_: str, actor: str, *, body: str | None = None, public: bool = True,
           at: datetime | None = None, **data) -> TicketEvent:
     """A timeline event of ``ticket`` (not written yet); ``None`` values in ``data`` are left out."""
