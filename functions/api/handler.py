@@ -203,7 +203,11 @@ def route(method: str, rule: str, *, ok: dict[int, dict], errors: tuple[int, ...
     _ROUTES.append((method, pattern))
     if method == "GET":
         _ROUTES.append(("HEAD", pattern))  # answered as the GET (API Gateway sends no body back)
-    return app.route(rule, method, responses=documented(ok, *errors), **options)
+
+    def register(function: Callable) -> Callable:  # the operation id is the function's name (links use it)
+        return app.route(rule, method, responses=documented(ok, *errors), operation_id=function.__name__,
+                         **options)(function)
+    return register
 
 
 def _allowed_methods(path: str) -> list[str]:
@@ -219,7 +223,12 @@ _PAGE = {"description": "An HTML page", "content": {"text/html": {"schema": {"ty
 Token = Annotated[str | None, Query(max_length=128, description="The ticket's access token (from its private link)")]
 TokenHeader = Annotated[str | None, Header(alias="X-Access-Token", max_length=128,
                                            description="The access token, instead of the `token` query parameter")]
-TicketId = Annotated[str, Path(max_length=32, description="The ticket's reference, e.g. HD-7KQ2M9")]
+TicketId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", description="The ticket's reference, e.g. HD-7KQ2M9")]
+# What a client can do next with a ticket it opened (generated clients and fuzzers follow these).
+_TICKET_LINKS = {name: {"operationId": operation, "parameters": {
+    "ticket_id": "$response.body#/id", "token": "$response.body#/access_token"}}
+    for name, operation in (("GetTicket", "get_ticket"), ("AddMessage", "add_message"),
+                            ("SurveyForm", "survey_form"), ("Rate", "rate"))}
 
 
 @route("GET", "/", ok={200: _PAGE}, summary="The support form (HTML)", enable_validation=False)
@@ -257,7 +266,8 @@ def _open_once() -> Callable[..., dict]:
     return open_from
 
 
-@route("POST", "/tickets", ok={201: _json(TicketCreated, "Opened (the form gets an HTML confirmation)")},
+@route("POST", "/tickets", ok={201: _json(TicketCreated, "Opened (the form gets an HTML confirmation)")
+                              | {"links": _TICKET_LINKS}},
        errors=(*WITH_BODY, 409), summary="Open a ticket")
 def open_ticket(request: Annotated[NewTicketRequest, Body()],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
@@ -277,7 +287,7 @@ def open_ticket(request: Annotated[NewTicketRequest, Body()],
 @route("GET", "/tickets/<ticket_id>", ok={200: _json(TicketView, "The ticket (a browser gets its HTML page)")},
        errors=(*WITH_TOKEN, 400), summary="A ticket with one page of its public timeline")
 def get_ticket(ticket_id: TicketId, token: Token = None, access_token: TokenHeader = None,
-               cursor: Annotated[str | None, Query(max_length=200, description=(
+               cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description=(
                    "The `next` of the page after the one wanted: its earlier entries"))] = None):
     token = token or access_token
     ticket = tickets.load_for_customer(ticket_id, token)

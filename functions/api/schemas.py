@@ -70,7 +70,7 @@ class NewTicketRequest(_Request):
     description: Annotated[Text, Field(max_length=DESCRIPTION_MAX)]
     category: Literal[CATEGORIES] = "general"  # type: ignore[valid-type]
     # Empty when the form's script did not run: the team's zone then.
-    time_zone: Annotated[ZoneName | None, BeforeValidator(lambda v: v or None)] = Field(None, max_length=64, description=(
+    time_zone: Annotated[ZoneName | None, BeforeValidator(_blank_is_none)] = Field(None, max_length=64, description=(
         "The customer's IANA time zone (the form's script fills it in): the times they are shown use it"))
     idempotency_key: str | None = Field(None, max_length=255, exclude=True, description=(
         "The Idempotency-Key of a client that cannot send headers (the HTML form's hidden field)"))

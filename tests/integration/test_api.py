@@ -437,16 +437,19 @@ HOSTILE_REQUESTS = {  # name: (method, path, query, headers, body, status)
         {"email": "a@example.com", "subject": "Hi", "description": "x", "time_zone": "America"}), 422),
     "a phone number in Arabic-Indic digits": ("POST", "/tickets", None, JSON, json.dumps(
         {"email": "a@example.com", "subject": "Hi", "description": "x", "phone": "+1\u0660\u0661\u0662\u0663\u0664\u0665\u0666"}), 422),
+    "a time zone that is an empty object": ("POST", "/tickets", None, JSON, json.dumps(
+        {"email": "a@example.com", "subject": "Hi", "description": "x", "time_zone": {}}), 422),
+    "a ticket id that is no reference": ("GET", "/tickets/%C2%81I%F3%B9", {"token": "x"}, {}, None, 422),
     "a body that is a string": ("POST", "/tickets", None, JSON, '"hello"', 422),
     "a body that is null": ("POST", "/tickets", None, JSON, "null", 422),
     "fields that are objects": ("POST", "/tickets", None, JSON, '{"email": {"a": [1]}, "subject": ["x"], "description": 1}', 422),
     "two Idempotency-Keys": ("POST", "/tickets", None, JSON | {"Idempotency-Key": ["a", "b"]},
                              sample_event("api/post_ticket_json.json")["body"], 422),
-    "a path traversal as the ticket id": ("GET", "/tickets/..%2F..%2Fetc%2Fpasswd", {"token": "x"}, {}, None, 404),
+    "a path traversal as the ticket id": ("GET", "/tickets/..%2F..%2Fetc%2Fpasswd", {"token": "x"}, {}, None, 422),
     "a ticket id of 5,000 characters": ("GET", "/tickets/" + "A" * 5_000, {"token": "x"}, {}, None, 422),
     "a token of 9,000 characters": ("GET", "/tickets/HD-7KQ2M9", {"token": "a" * 9_000}, {}, None, 422),
     "two tokens": ("GET", "/tickets/HD-7KQ2M9", {"token": ["a", "b"]}, {}, None, 422),
-    "a cursor that is garbage": ("GET", "/tickets/{id}", {"token": "{token}", "cursor": "!!!"}, {}, None, 400),
+    "a cursor that is garbage": ("GET", "/tickets/{id}", {"token": "{token}", "cursor": "!!!"}, {}, None, 422),
     "a cursor naming the ticket item": ("GET", "/tickets/{id}", {
         "token": "{token}", "cursor": base64.urlsafe_b64encode(b"TICKET").decode()}, {}, None, 400),
     "an unknown route": ("GET", "/admin", None, {}, None, 404),
