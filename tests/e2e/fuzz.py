@@ -24,7 +24,8 @@ def fuzz(api_url: str, examples: int, report: Path) -> subprocess.CompletedProce
     command = [str(Path(sys.executable).with_name("schemathesis")), "run", api_url + "openapi.json", *CHECKS,
                "--max-examples", str(examples), "--generation-deterministic", "--workers", "1",
                "--request-timeout", "30", "--report", "junit", "--report-junit-path", str(report)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    # run beside the report: schemathesis and hypothesis keep their example databases in the working folder
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=report.parent)
 
 
 def main(examples: int) -> int:
