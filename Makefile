@@ -15,7 +15,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers:$(CURDIR)
 
-.PHONY: install dev test bench synth lint clean report
+.PHONY: install dev test bench fuzz synth lint clean report
 
 install: $(PYDEPS) $(NODEDEPS) $(CHROMIUM)
 
@@ -40,6 +40,9 @@ test: install
 
 bench: install
 	$(PY) -m tests.bench
+
+fuzz: install  # schemathesis against the local stack from /openapi.json: make fuzz ARGS=300 (examples per operation)
+	$(PY) -m tests.e2e.fuzz $(ARGS)
 
 report: install  # the SLA report as a table: make report ARGS="--from 2026-11-01 --to 2026-11-30"
 	$(PY) -m helpdesk.report $(ARGS)

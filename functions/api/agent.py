@@ -8,6 +8,7 @@ what this agent may see and do. Changes carry the version the agent saw in ``If-
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
+from functions.api import routing
 from functions.api.agent_schemas import (
     AssignRequest,
     CustomerRequest,
@@ -34,8 +36,12 @@ from helpdesk.config import load_policy
 from helpdesk.errors import InvalidRequest
 
 router = Router()
-
-SECURITY = [{"agentIdToken": []}]
+PREFIX = "/agent"  # where functions.api.handler includes the router
+route = functools.partial(routing.route, router, prefix=PREFIX, operation_prefix="agent_",
+                          security=[{"agentIdToken": []}])
+_READ, _CHANGE = routing.AGENT, (*routing.AGENT_CHANGE, *routing.WITH_BODY)
+_ANSWER = {200: routing.json_body(None, "The answer")}
+_TICKET = {200: routing.json_body(None, "The ticket after the change and its event (the new version in ETag)")}
 TicketId = Annotated[str, Path(max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64,
                                        description="the ticket's version the change was made on (its ETag)")]
@@ -78,12 +84,12 @@ def _list(value: str | None, allowed: tuple[str, ...] | frozenset[str], name: st
 
 # -- who I am, what I work on -------------------------------------------------------------------------
 
-@router.get("/me", security=SECURITY, summary="The signed-in agent: tier, departments, manager or not")
+@route("GET", "/me", ok=_ANSWER, errors=_READ, summary="The signed-in agent: tier, departments, manager or not")
 def me():
     return _json(desk.me(agent()))
 
 
-@router.get("/queue", security=SECURITY, summary="The tier case view, soonest deadline first")
+@route("GET", "/queue", ok=_ANSWER, errors=_READ, summary="The tier case view, soonest deadline first")
 def queue_view(
     status: Annotated[str | None, Query(max_length=200, description="comma-separated: new, open, pending_customer, resolved (default: all but resolved)")] = None,
     priority: Annotated[str | None, Query(max_length=200, description="comma-separated priorities")] = None,
@@ -104,38 +110,40 @@ def queue_view(
     return _json(desk.queue_page(agent(), policy, filters, limit=limit, cursor=cursor))
 
 
-@router.get("/tickets/<ticket_id>", security=SECURITY,
-            summary="The ticket: customer panel first, hand-off, SLA clocks, escalations, whole timeline")
+@route("GET", "/tickets/<ticket_id>", ok=_ANSWER, errors=_READ,
+       summary="The ticket: customer panel first, hand-off, SLA clocks, escalations, whole timeline")
 def ticket(ticket_id: TicketId,
            cursor: Annotated[str | None, Query(max_length=200, description="the timeline's next page")] = None):
     view = desk.ticket_view(agent(), ticket_id, load_policy(), cursor=cursor)
     return _json(view, etag=view["ticket"]["version"])
 
 
-@router.get("/tickets/<ticket_id>/assignees", security=SECURITY, summary="Who may be assigned this ticket")
+@route("GET", "/tickets/<ticket_id>/assignees", ok=_ANSWER, errors=_READ, summary="Who may be assigned this ticket")
 def assignees(ticket_id: TicketId):
     return _json({"agents": desk.assignees(agent(), ticket_id, load_policy())})
 
 
 # -- what I do to a ticket ------------------------------------------------------------------------------
 
-@router.post("/tickets/<ticket_id>/assign", security=SECURITY, summary="Assign to me, to a colleague, or to nobody")
+@route("POST", "/tickets/<ticket_id>/assign", ok=_TICKET, errors=_CHANGE,
+       summary="Assign to me, to a colleague, or to nobody")
 def assign(ticket_id: TicketId, request: Annotated[AssignRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.assign(agent(), ticket_id, version(if_match), request.assignee, load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/replies", security=SECURITY,
+@route("POST", "/tickets/<ticket_id>/replies", ok=_TICKET, errors=_CHANGE,
              summary="A public reply to the customer (and wait for them, or resolve)")
 def reply(ticket_id: TicketId, request: Annotated[ReplyRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.reply(agent(), ticket_id, version(if_match), request.body, load_policy(), then=request.then))
 
 
-@router.post("/tickets/<ticket_id>/notes", security=SECURITY, summary="An internal note; @name alerts a colleague")
+@route("POST", "/tickets/<ticket_id>/notes", ok=_TICKET, errors=_CHANGE,
+       summary="An internal note; @name alerts a colleague")
 def note(ticket_id: TicketId, request: Annotated[NoteRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.note(agent(), ticket_id, version(if_match), request.body, load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/escalate", security=SECURITY,
+@route("POST", "/tickets/<ticket_id>/escalate", ok=_TICKET, errors=_CHANGE,
              summary="To the next tier, or to another department, with a hand-off summary")
 def escalate(ticket_id: TicketId, request: Annotated[EscalateRequest, Body()], if_match: IfMatch = None):
     handoff = tickets.Handoff(request.handoff.need, request.handoff.tried, request.handoff.next_step)
@@ -144,40 +152,44 @@ def escalate(ticket_id: TicketId, request: Annotated[EscalateRequest, Body()], i
                                   to_department=to_department))
 
 
-@router.post("/tickets/<ticket_id>/wait", security=SECURITY, summary="Wait for the customer (the clock stops)")
+@route("POST", "/tickets/<ticket_id>/wait", ok=_TICKET, errors=_CHANGE,
+       summary="Wait for the customer (the clock stops)")
 def wait(ticket_id: TicketId, if_match: IfMatch = None):
     return _changed(desk.wait(agent(), ticket_id, version(if_match)))
 
 
-@router.post("/tickets/<ticket_id>/resume", security=SECURITY, summary="The clock runs again")
+@route("POST", "/tickets/<ticket_id>/resume", ok=_TICKET, errors=_CHANGE,
+       summary="The clock runs again")
 def resume(ticket_id: TicketId, if_match: IfMatch = None):
     return _changed(desk.resume(agent(), ticket_id, version(if_match), load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/priority", security=SECURITY, summary="A new priority, with a reason")
+@route("POST", "/tickets/<ticket_id>/priority", ok=_TICKET, errors=_CHANGE,
+       summary="A new priority, with a reason")
 def priority(ticket_id: TicketId, request: Annotated[PriorityRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.change_priority(agent(), ticket_id, version(if_match), request.priority, request.reason,
                                          load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/resolve", security=SECURITY,
+@route("POST", "/tickets/<ticket_id>/resolve", ok=_TICKET, errors=_CHANGE,
              summary="Resolve, with the note the customer reads (and the survey)")
 def resolve(ticket_id: TicketId, request: Annotated[ResolveRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.resolve(agent(), ticket_id, version(if_match), request.note, load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/reopen", security=SECURITY, summary="Take a resolved ticket up again")
+@route("POST", "/tickets/<ticket_id>/reopen", ok=_TICKET, errors=_CHANGE,
+       summary="Take a resolved ticket up again")
 def reopen(ticket_id: TicketId, request: Annotated[ReopenRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.reopen(agent(), ticket_id, version(if_match), request.reason, load_policy()))
 
 
-@router.post("/tickets/<ticket_id>/merge", security=SECURITY,
+@route("POST", "/tickets/<ticket_id>/merge", ok=_TICKET, errors=_CHANGE,
              summary="Close as a duplicate of another ticket of the same customer")
 def merge(ticket_id: TicketId, request: Annotated[MergeRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.merge(agent(), ticket_id, version(if_match), request.into.upper(), request.note))
 
 
-@router.post("/tickets/<ticket_id>/return", security=SECURITY,
+@route("POST", "/tickets/<ticket_id>/return", ok=_TICKET, errors=_CHANGE,
              summary="Managers: hand a ticket with management back to a tier, with a note")
 def return_to_tier(ticket_id: TicketId, request: Annotated[ReturnRequest, Body()], if_match: IfMatch = None):
     return _changed(desk.return_to_tier(agent(), ticket_id, version(if_match), request.tier, request.note,
@@ -189,7 +201,7 @@ def return_to_tier(ticket_id: TicketId, request: Annotated[ReturnRequest, Body()
 Email = Annotated[str, Path(max_length=254)]
 
 
-@router.get("/customers/<email>", security=SECURITY, summary="Managers: a customer's value, notes and tickets")
+@route("GET", "/customers/<email>", ok=_ANSWER, errors=_READ, summary="Managers: a customer's value, notes and tickets")
 def customer(email: Email):
     policy, manager = load_policy(), agent()
     require_manager(manager, "look up a customer's record (agents see it on the customer's tickets)")
@@ -197,7 +209,8 @@ def customer(email: Email):
     return _json(view, etag=view["version"])
 
 
-@router.put("/customers/<email>", security=SECURITY, summary="Managers: set a customer's value tier, lifetime value, notes")
+@route("PUT", "/customers/<email>", ok=_ANSWER, errors=(*routing.AGENT, 409, *routing.WITH_BODY),
+       summary="Managers: set a customer's value tier, lifetime value, notes")
 def set_customer(email: Email, request: Annotated[CustomerRequest, Body()], if_match: IfMatch = None):
     policy = load_policy()
     view = customers.set_profile(agent(), deliverable(email), policy, value_tier=request.value_tier,

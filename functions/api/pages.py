@@ -20,6 +20,8 @@ _STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
 h1{font-size:1.5rem}label{display:block;margin-top:1rem;font-weight:600}
 input,select,textarea{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}
+fieldset{border:0;padding:0;margin:1rem 0 0}legend{font-weight:600}
+label.choice{display:flex;align-items:center;gap:.5rem;margin-top:.4rem;font-weight:400}label.choice input{width:auto;margin:0}
 textarea{min-height:8rem}button{margin-top:1rem;padding:.6rem 1.2rem;font:inherit;cursor:pointer}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}
 .timeline{list-style:none;padding:0}.timeline li{border-left:3px solid #8aa;padding:.25rem .75rem;margin:.75rem 0}.body{white-space:pre-wrap}
@@ -136,13 +138,18 @@ def _clock_rows(view: dict) -> str:
     return rows
 
 
-def ticket_page(view: dict, token: str, base: str) -> str:
+def ticket_page(view: dict, token: str, base: str, *, cursor: str | None = None) -> str:
+    """The ticket with one page of its conversation: the latest entries, or earlier ones (``cursor``)."""
     entries = "".join(
         f'<li><div class="meta">{_when(e["at"], view["time_zone"])} &middot; '
         f'{escape(_ENTRY_TITLES.get((e["type"], e["actor"]), e["type"].replace("_", " ")))}</div>'
         f'<div class="body">{escape(e["body"] or "")}</div></li>'
         for e in view["timeline"]
     )
+    link = base + ticket_link(view["id"], token)
+    earlier = (f'<p><a id="earlier" href="{escape(link)}&amp;cursor={quote(view["next"])}">Earlier messages</a></p>'
+               if view["next"] else "")
+    latest = f'<p><a id="latest" href="{escape(link)}">Latest messages</a></p>' if cursor else ""
     action = base + ticket_link(view["id"], token).replace("?", "/messages?", 1)
     return _page(f"{view['id']}: {view['subject']}", f"""
 <h1><span class="ref">{escape(view['id'])}</span> {escape(view['subject'])}</h1>
@@ -152,7 +159,7 @@ def ticket_page(view: dict, token: str, base: str) -> str:
   <dt>Team</dt><dd>{escape(view['department'])} ({escape(view['tier'])})</dd>
 {_clock_rows(view)}
 </dl>
-<h2>Conversation</h2><ol class="timeline" id="timeline">{entries}</ol>
+<h2>Conversation</h2>{earlier}<ol class="timeline" id="timeline">{entries}</ol>{latest}
 <form method="post" action="{escape(action)}" id="message-form">
   <label for="body">Add a message</label><textarea id="body" name="body" required></textarea>
   <button type="submit">Send</button>
@@ -167,19 +174,28 @@ def error_page(status: int, message: str, details: list) -> str:
 <p class="error">{escape(message)}</p><ul>{items}</ul><p>Use your browser's back button to correct it.</p>""")
 
 
-def survey_page(view: dict, token: str, base: str, *, thanks: bool = False) -> str:
-    """The satisfaction survey: a form (a GET never records anything, so link scanners cannot vote)."""
-    if thanks:
-        return _page("Thank you", f"""
-<h1>Thank you for your rating</h1>
-<p><a href="{escape(base + ticket_link(view['id'], token))}">Back to your request {escape(view['id'])}</a></p>""")
+def survey_page(view: dict, token: str, base: str) -> str:
+    """The satisfaction survey: a form (a GET never records anything, so link scanners cannot vote),
+    offered once the ticket is resolved; before that, a page that says so."""
+    back = f'<p><a href="{escape(base + ticket_link(view["id"], token))}">Back to your request {escape(view["id"])}</a></p>'
+    if view["status"] not in CLOSED:
+        return _page(f"{view['id']} is not resolved yet", f"""
+<h1>Your request is not resolved yet</h1>
+<p id="not-yet">You can rate our help once <span class="ref">{escape(view['id'])}</span> is resolved.</p>{back}""")
     action = base + ticket_link(view["id"], token).replace("?", "/survey?", 1)
-    options = "".join(f'<label><input type="radio" name="score" value="{n}" required> {n} {label}</label>'
+    options = "".join(f'<label class="choice"><input type="radio" name="score" value="{n}" required> {n} {label}</label>'
                       for n, label in ((5, "excellent"), (4, "good"), (3, "fair"), (2, "poor"), (1, "very poor")))
     return _page(f"How did we do on {view['id']}?", f"""
 <h1>How did we do on <span class="ref">{escape(view['id'])}</span>?</h1>
 <p>{escape(view['subject'])}</p>
-<form method="post" action="{escape(action)}" id="survey-form">{options}
+<form method="post" action="{escape(action)}" id="survey-form">
+  <fieldset><legend>Your rating</legend>{options}</fieldset>
   <label for="comment">Anything you want to tell us? (optional)</label><textarea id="comment" name="comment"></textarea>
   <button type="submit">Send rating</button>
 </form>""")
+
+
+def thanks_page(ticket_id: str, token: str, base: str) -> str:
+    return _page("Thank you", f"""
+<h1>Thank you for your rating</h1>
+<p><a href="{escape(base + ticket_link(ticket_id, token))}">Back to your request {escape(ticket_id)}</a></p>""")

@@ -1,7 +1,9 @@
 """The REST API: API Gateway hands every request to one function (Powertools resolver inside).
 
 API Gateway contributes what it is good at: throttling per stage, JSON access logs, execution-error
-logs (never request bodies), X-Ray tracing and, when origins are configured, CORS preflight.
+logs (never request bodies), X-Ray tracing and, when origins are configured, CORS preflight. What it
+answers by itself (a method ANY does not cover, a payload over 10 MB, throttling, WAF, its own
+failures) comes in the API's error shape with the security headers (``infra.gateway_responses``).
 
 With ``wafRateLimit`` (context) a WAF web ACL guards the stage: requests per client IP per five
 minutes above the limit get a JSON ``429 rate_limited`` (stage throttling is shared by everyone: one
@@ -21,6 +23,7 @@ from constructs import Construct
 
 from functions.api.schemas import ErrorBody  # the one error shape, also for what WAF answers
 from helpdesk.settings import Env
+from infra import gateway_responses
 from infra.constructs import LOG_RETENTION, PythonFunctions
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge
@@ -90,6 +93,13 @@ class Api(Construct):
             else None,
         )
         self.rest_api.node.find_child("Endpoint").override_logical_id("ApiUrl")  # a stable output name for scripts
+        for response in gateway_responses.RESPONSES:  # what API Gateway answers itself, in our error shape
+            self.rest_api.add_gateway_response(
+                response.type.title().replace("_", ""), type=apigw.ResponseType.of(response.type),
+                status_code=str(response.status) if response.status else None,
+                # static values are quoted; quotes inside (the CSP's 'none') are kept as they are
+                response_headers={name: f"'{value}'" for name, value in response.headers.items()},
+                templates={"application/json": response.template()})
         acknowledge(
             self.rest_api,
             {

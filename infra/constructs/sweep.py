@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -59,6 +60,7 @@ class Sweep(Construct):
         alerts_key: kms.IKey | None = None,  # the key that encrypts ``team_alerts``: CloudWatch needs to use it
         dead_letter_queues: Sequence[tuple[str, sqs.IQueue]] = (),
         watched_functions: Sequence[tuple[str, lambda_.IFunction]] = (),
+        watched_apis: Sequence[tuple[str, apigw.RestApiBase]] = (),
         sweep_minutes: int = DEFAULT_SWEEP_MINUTES,
         breach_rate_percent: float = DEFAULT_BREACH_RATE_PERCENT,
         retain_data: bool = True,
@@ -147,6 +149,11 @@ class Sweep(Construct):
             self._alarm(f"{name}Errors", function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
                         threshold=1, comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                         description=f"The {name} function failed")
+        for name, api in watched_apis:  # a function that answers 500 has not failed: the API's 5xx tell
+            self._alarm(f"{name}ServerErrors", api.metric_server_error(period=cdk.Duration.minutes(5), statistic="Sum"),
+                        threshold=1,
+                        comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                        description=f"The {name} answered a 5xx (an error nobody foresaw, or a function that crashed)")
         if team_alerts is not None:
             action = cw_actions.SnsAction(team_alerts)
             for alarm in self.alarms:
@@ -218,6 +225,7 @@ def compose(stack: cdk.Stack, id: str = "Sweep", *, retain_data: bool = True) ->
         stack, id, functions=stack.functions, storage=stack.storage, escalation=stack.escalation,
         team_alerts=getattr(notifications, "team_alerts", None), alerts_key=getattr(notifications, "key", None),
         dead_letter_queues=queues, watched_functions=watched,
+        watched_apis=[("Api", api.rest_api)] if api is not None else [],
         sweep_minutes=int(stack.node.try_get_context("sweepMinutes") or DEFAULT_SWEEP_MINUTES),
         retain_data=retain_data,
     )

@@ -13,7 +13,11 @@ response. Where API Gateway's behaviour matters to the function, this follows it
 - The stage is ``v1`` (as deployed); the local front serves at the root, as a custom domain does,
   so ``requestContext.path`` has no stage prefix.
 - ``headers``/``multiValueHeaders`` of the response are merged; a malformed response or an uncaught
-  exception is a 502 ``{"message": "Internal server error"}``, as API Gateway answers.
+  exception is API Gateway's 502 "Internal server error".
+- What API Gateway answers by itself is answered from ``infra.gateway_responses``, as the deployed
+  API's gateway responses answer it: a method ANY does not cover (TRACE, CONNECT...), a payload over
+  10 MB, a 502; and anything the HTTP server refuses (a malformed request line) in the DEFAULT_4XX shape.
+  A chunked body is read as API Gateway reads it.
 - One request at a time: a single warm execution environment, like one Lambda instance (Powertools'
   resolver keeps the current event in module state, so concurrent calls would interfere).
 """
@@ -21,7 +25,6 @@ response. Where API Gateway's behaviour matters to the function, this follows it
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
@@ -37,6 +40,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
+from infra import gateway_responses
+from infra.gateway_responses import GatewayResponse
 from infra.local.config import HOST
 from infra.local.services import HttpService
 
@@ -197,8 +202,15 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-_BAD_GATEWAY = (502, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "InternalServerErrorException")],
-                json.dumps({"message": "Internal server error"}).encode())
+def gateway_answer(response: GatewayResponse, status: int | None = None, message: str = "",
+                   ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What the deployed API's gateway response answers: ``status`` and ``message`` are API Gateway's
+    own, for the DEFAULT_* responses that keep them."""
+    headers = [("Content-Type", "application/json"), *response.headers.items()]
+    return response.status or status, headers, response.body(message)
+
+
+_BAD_GATEWAY = gateway_answer(gateway_responses.DEFAULT_5XX, 502, "Internal server error")
 
 
 def proxy_response(result: object) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -234,15 +246,10 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         started = time.perf_counter()
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._reply(411, [("Content-Type", "application/json")],
-                               b'{"message": "Length Required"}', started)
-        if length > MAX_PAYLOAD:
+        body = self._body()
+        if body is None:
             self.close_connection = True
-            return self._reply(413, [("Content-Type", "application/json")],
-                               b'{"message": "Request Too Long"}', started)
-        body = self.rfile.read(length) if length else b""
+            return self._reply(*gateway_answer(gateway_responses.REQUEST_TOO_LARGE), started)
         request_id = str(uuid.uuid4())
         event = build_event(method=self.command, target=self.path, headers=list(self.headers.items()),
                             body=body, source_ip=self.client_address[0], routes=self.server.routes,
@@ -262,7 +269,64 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
                     ("X-Amzn-Trace-Id", event["headers"]["X-Amzn-Trace-Id"])]
         self._reply(status, headers, payload, started)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _proxy
+    def _body(self) -> bytes | None:
+        """The request body (chunked or not); None past API Gateway's payload limit."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = MAX_PAYLOAD + 1  # unreadable: refused, and the connection closed
+            return self.rfile.read(length) if 0 < length <= MAX_PAYLOAD else (b"" if length == 0 else None)
+        chunks, size = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                chunk_size = int(line.split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                return None
+            if chunk_size == 0:
+                while self.rfile.readline(1024).strip():  # the trailer, up to its empty line
+                    pass
+                return b"".join(chunks)
+            size += chunk_size
+            if size > MAX_PAYLOAD:
+                return None
+            chunks.append(self.rfile.read(chunk_size))
+            self.rfile.readline(1024)  # the CRLF after the chunk
+
+    def _unknown_method(self) -> None:
+        """A method ANY does not cover: no method of the API matches it (MISSING_AUTHENTICATION_TOKEN)."""
+        self.close_connection = True  # its body, if any, is left unread
+        self._reply(*gateway_answer(gateway_responses.METHOD_NOT_ALLOWED), time.perf_counter())
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # how http.server looks up the request's method
+            return self._unknown_method
+        raise AttributeError(name)
+
+    def parse_request(self) -> bool:
+        """HTTP/1.0 and 1.1 only: an HTTP/0.9 request (no version, no headers) is refused, not served."""
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            self.send_error(400, "HTTP/0.9 is not supported")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the HTTP server refuses itself (a malformed request line, headers too long, a version it
+        does not speak), as a client error in our shape (DEFAULT_4XX), with a status line whatever came."""
+        self.close_connection = True
+        self.request_version = "HTTP/1.1"  # a garbled request line leaves HTTP/0.9: no status line otherwise
+        code = code if code < 500 else 400  # 505 "HTTP version not supported": the client's request is at fault
+        status, headers, payload = gateway_answer(gateway_responses.DEFAULT_4XX, code,
+                                                  message or self.responses.get(code, ("",))[0])
+        self.send_response_only(status)
+        for key, value in [*headers, ("Content-Length", str(len(payload))), ("Connection", "close")]:
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(payload)
 
     def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes, started: float) -> None:
         self.send_response_only(status)
@@ -282,6 +346,10 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         log.debug(format, *args)
+
+
+for _method in gateway_responses.ANY_METHODS:  # the methods the deployed API's ANY passes to the function
+    setattr(ApiGatewayRequestHandler, f"do_{_method}", ApiGatewayRequestHandler._proxy)
 
 
 def api_front(port: int, handler: Handler, *, function_name: str, memory_mb: int, timeout_s: float,

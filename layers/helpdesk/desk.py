@@ -24,7 +24,6 @@ from helpdesk.models import ACTIVE, PAUSED, Ticket, TicketEvent, ticket_pk
 
 CHANGES_SHOWN = 50  # what a stale version is told about, at most
 HANDOFF_EVENTS = ("escalated", "transferred", "returned")
-TIMELINE_PAGE = 100
 
 
 # -- who may act, on which version ---------------------------------------------------------------------
@@ -123,10 +122,11 @@ def _summary(ticket: Ticket) -> dict:
             "version": ticket.version, "updated_at": clock.to_iso(ticket.updated_at)}
 
 
-def timeline(ticket_id: str, *, cursor: str | None = None, limit: int = TIMELINE_PAGE) -> dict:
-    """The ticket's whole timeline for agents, oldest first, a page at a time."""
-    entries, following = tickets.timeline_page(ticket_id, public_only=False, cursor=cursor, limit=limit)
-    return {"entries": [entry(e) for e in entries], "cursor": following}
+def timeline(ticket_id: str, *, cursor: str | None = None) -> dict:
+    """The ticket's whole timeline for agents (internal entries included): the latest page, oldest
+    first within it; ``earlier`` is the cursor of the entries before it."""
+    page = tickets.timeline_page(ticket_id, cursor, public_only=False)
+    return {"entries": [entry(e) for e in page.events], "earlier": page.earlier}
 
 
 def ticket_view(agent: Agent, ticket_id: str, policy: Policy, *, cursor: str | None = None,

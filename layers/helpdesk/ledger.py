@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 from helpdesk import chains, clock, escalation, queue
 from helpdesk.config import Policy
 from helpdesk.errors import Conflict, NotFound
-from helpdesk.models import ACTIVE, PAUSED, Ticket, TicketEvent, due_shard, event_sk, ticket_pk
+from helpdesk.models import ACTIVE, PAUSED, TICKET_SK, Ticket, TicketEvent, due_shard, event_sk, ticket_pk
 
 ATTEMPTS = 5  # optimistic-locking retries before a change gives up with Conflict
 
@@ -38,7 +38,7 @@ def connection() -> Connection:
 
 def load(ticket_id: str) -> Ticket:
     try:
-        return Ticket.get(ticket_pk(ticket_id), "TICKET")
+        return Ticket.get(ticket_pk(ticket_id), TICKET_SK)
     except Ticket.DoesNotExist:
         raise NotFound(f"ticket {ticket_id} not found") from None
 

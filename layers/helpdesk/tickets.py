@@ -8,8 +8,10 @@ nothing here publishes by hand.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +19,17 @@ from datetime import datetime, timedelta
 from helpdesk import addresses, chains, clock, customers, escalation, ids, ledger, limits, routing, settings, sla
 from helpdesk.config import Policy, load_policy, policy_as_written
 from helpdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
-from helpdesk.models import ACTIVE, CLOSED, PAUSED, Ticket, TicketEvent, due_shard, opened_shard, ticket_pk
+from helpdesk.models import (
+    ACTIVE,
+    CLOSED,
+    EVENT_SK_PREFIX,
+    PAUSED,
+    Ticket,
+    TicketEvent,
+    due_shard,
+    opened_shard,
+    ticket_pk,
+)
 
 
 SUBJECT_MAX = 200
@@ -139,41 +151,81 @@ def private_link(ticket_id: str, base_url: str | None = None) -> str:
     return f"{base}/tickets/{quote(ticket_id)}?token={quote(access_token(ticket_id))}"
 
 
+def check_access(ticket_id: str, token: str | None) -> None:
+    """NotFound unless ``token`` is the ticket's access token.
+
+    The token is recomputed from the ticket id and the token key (``ids.access_token``) and compared in
+    constant time: a wrong token costs no read, and takes the same time whether the ticket exists or
+    not, so neither the answer nor its time tells a stranger that it does.
+    """
+    given = (token or "").encode("utf-8", "surrogatepass")
+    if not given or not secrets.compare_digest(given, access_token(ticket_id).encode()):
+        raise NotFound("no ticket with this reference and access token")
+
+
 def load_for_customer(ticket_id: str, token: str | None) -> Ticket:
-    """The ticket, if ``token`` is its access token; otherwise exactly what a missing ticket gives."""
-    try:
-        ticket = ledger.load(ticket_id)
-    except NotFound:
-        ticket = None
-    if ticket is None or not ids.tokens_match(token, ticket.token_hash):
+    """The ticket, read only once ``token`` proved to be its access token (see :func:`check_access`)."""
+    check_access(ticket_id, token)
+    ticket = ledger.load(ticket_id)
+    if not ids.tokens_match(token, ticket.token_hash):  # the stored hash agrees (it always should)
         raise NotFound("no ticket with this reference and access token")
     return ticket
 
 
 def timeline(ticket_id: str, *, public_only: bool = True) -> list[TicketEvent]:
-    events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith("EVENT#"))
+    """The whole timeline, oldest first (reports and tests; people read it a page at a time)."""
+    events = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith(EVENT_SK_PREFIX))
     return [e for e in events if e.public or not public_only]
 
 
-def timeline_page(ticket_id: str, *, public_only: bool = True, cursor: str | None = None,
-                  limit: int = 100) -> tuple[list[TicketEvent], str | None]:
-    """A page of the timeline, oldest first, and the next page's cursor (None: the last page)."""
-    start = None
-    if cursor:
-        if not cursor.startswith("EVENT#") or len(cursor) > 200:
-            raise InvalidRequest("the cursor is not one this API gave out", details=[{"field": "cursor"}])
-        start = {"pk": {"S": ticket_pk(ticket_id)}, "sk": {"S": cursor}}
-    query = TicketEvent.query(ticket_pk(ticket_id), TicketEvent.sk.startswith("EVENT#"), last_evaluated_key=start,
-                              filter_condition=(TicketEvent.public == True) if public_only else None)  # noqa: E712
-    page = []
+# A page of a timeline: a bounded number of entries and of characters, so that a page is well under
+# Lambda's 6 MB response limit however the ticket grew (each character costs at most 14 bytes once
+# JSON-escaped twice: by the API, then by the Lambda runtime's envelope).
+PAGE_ENTRIES = 50
+PAGE_CHARACTERS = 200_000  # ten messages of the longest kind
+# Event ids: hex for people's entries; esc-L2, at-risk-..., auto-close for the chain's and the sweep's.
+_CURSOR = re.compile(rf"{EVENT_SK_PREFIX}\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ#[0-9A-Za-z_-]{{1,60}}")
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    events: list[TicketEvent]  # oldest first, as a conversation reads
+    earlier: str | None  # the cursor of the entries before these; None: the page starts at the beginning
+
+
+def timeline_page(ticket_id: str, cursor: str | None = None, *, public_only: bool = True,
+                  entries: int = PAGE_ENTRIES, characters: int = PAGE_CHARACTERS) -> TimelinePage:
+    """One page of the ticket's timeline, going back in time: the latest entries without a cursor,
+    those before the previous page with its ``earlier`` cursor (opaque; it can only name a place in
+    this ticket's own timeline). One Query of the ticket's partition, newest first, read one entry
+    past the page to know whether earlier ones exist.
+    """
+    query = TicketEvent.query(
+        ticket_pk(ticket_id), TicketEvent.sk.startswith(EVENT_SK_PREFIX), scan_index_forward=False,
+        filter_condition=(TicketEvent.public == True) if public_only else None,  # noqa: E712 - a condition
+        last_evaluated_key=_cursor_key(ticket_id, cursor) if cursor else None, page_size=entries + 1)
+    page: list[TicketEvent] = []
+    size = 0
     for event in query:
+        size += len(event.body or "")
+        if len(page) == entries or (page and size > characters):
+            return TimelinePage(page[::-1], _cursor(page[-1]))
         page.append(event)
-        if len(page) == limit:
-            break
-    more = len(page) == limit and next(iter(TicketEvent.query(
-        ticket_pk(ticket_id), TicketEvent.sk > page[-1].sk, limit=1,
-        filter_condition=(TicketEvent.public == True) if public_only else None)), None) is not None  # noqa: E712
-    return page, (page[-1].sk if more else None)
+    return TimelinePage(page[::-1], None)
+
+
+def _cursor(event: TicketEvent) -> str:
+    return base64.urlsafe_b64encode(event.sk.encode()).decode().rstrip("=")
+
+
+def _cursor_key(ticket_id: str, cursor: str) -> dict:
+    try:
+        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        sk = ""
+    if not _CURSOR.fullmatch(sk):
+        raise InvalidRequest("the cursor is not one this timeline gave")
+    return {"pk": {"S": ticket_pk(ticket_id)}, "sk": {"S": sk}}
 
 
 REOPEN_DAYS = 7  # a customer's message reopens a resolved ticket within this; later it needs a new one
@@ -279,7 +331,7 @@ def _admit(ticket: Ticket, now: datetime) -> None:
 def rate(ticket_id: str, token: str | None, score: int, comment: str = "") -> TicketEvent:
     """The customer's satisfaction rating (1-5) once the ticket is resolved; a new rating replaces
     the old one in the report (the latest ``survey`` event counts)."""
-    load_for_customer(ticket_id, token)
+    check_access(ticket_id, token)
 
     def apply(ticket: Ticket) -> TicketEvent:
         if ticket.status not in CLOSED:
@@ -321,8 +373,10 @@ def _credit_waits(ticket: Ticket, policy: Policy, waits: list[tuple[datetime, da
         ticket.resolution_due_at = sla.add_business_time(ticket.resolution_due_at, total, calendar)
 
 
-def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
-    """What the customer may see of their ticket (never the token hash or internal notes)."""
+def customer_view(ticket: Ticket, page: TimelinePage | None = None) -> dict:
+    """What the customer may see of their ticket (never the token hash or internal notes), with one
+    page of its timeline (``next``: the cursor of the page before it)."""
+    events = page.events if page else []
     return {
         "id": ticket.ticket_id,
         "subject": ticket.subject,
@@ -341,6 +395,7 @@ def customer_view(ticket: Ticket, events: list[TicketEvent]) -> dict:
             {"type": e.type, "at": clock.to_iso(e.at), "actor": e.actor.split(":")[0], "body": e.body}
             for e in events if e.public
         ],
+        "next": page.earlier if page else None,
     }
 
 

@@ -106,5 +106,37 @@ def warm_intake() -> list[tuple[str, float, str]]:
     return rows
 
 
+def token_timing(pairs: int = 200) -> list[tuple[str, float, str]]:
+    """A wrong token on an existing ticket against any token on a missing one, through the handler:
+    both are 404s, and should take the same time (pairs alternate which goes first)."""
+    from infra.local.aws import local_aws
+
+    with local_aws():
+        from functions.api import handler
+
+        context, event = FakeLambdaContext(), sample_event("api/get_ticket.json")
+        created = json.loads(handler.handler(sample_event("api/post_ticket_json.json"), context)["body"])
+
+        def get(ticket_id: str) -> float:
+            request = event | {"path": f"/tickets/{ticket_id}", "pathParameters": {"ticket_id": ticket_id},
+                               "queryStringParameters": {"token": "W" * 43},
+                               "multiValueQueryStringParameters": {"token": ["W" * 43]}}
+            start = time.perf_counter()
+            assert handler.handler(request, context)["statusCode"] == 404
+            return time.perf_counter() - start
+
+        wrong, missing = [], []
+        with contextlib.redirect_stdout(io.StringIO()):
+            for n in range(pairs + 10):
+                order = ((created["id"], wrong), ("HD-000000", missing))
+                for ticket_id, spent in order if n % 2 else order[::-1]:
+                    spent.append(get(ticket_id))
+        wrong, missing = wrong[10:], missing[10:]  # the first calls warm clients and caches
+    slower = sum(w > m for w, m in zip(wrong, missing, strict=True)) / pairs
+    return [("token_wrong_median", round(statistics.median(wrong) * 1000, 2), "ms (an existing ticket)"),
+            ("token_missing_median", round(statistics.median(missing) * 1000, 2), "ms (no such ticket)"),
+            ("token_wrong_slower_share", round(slower * 100, 1), "% of pairs (50 is no difference)")]
+
+
 def run() -> list[tuple[str, float, str]]:
-    return cold_start() + warm_intake()
+    return cold_start() + warm_intake() + token_timing()

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from infra.local.api_gateway import PROXY_RESOURCES, LambdaContext, Routes, build_event, proxy_response
+from infra import gateway_responses
+from infra.local.api_gateway import (
+    MAX_PAYLOAD,
+    PROXY_RESOURCES,
+    LambdaContext,
+    Routes,
+    api_front,
+    build_event,
+    proxy_response,
+)
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "api"
 SAMPLES = sorted(EVENTS.glob("*.json"))
@@ -97,7 +107,98 @@ def test_response_headers_and_multi_value_headers_merge():
 def test_a_malformed_response_is_api_gateways_502(result):
     status, headers, body = proxy_response(result)
 
-    assert status == 502 and json.loads(body) == {"message": "Internal server error"}
+    assert status == 502
+    assert json.loads(body) == {"error": "internal_error", "message": "Internal server error", "details": []}
+    assert ("Cache-Control", "no-store") in headers
+
+
+# -- what API Gateway answers itself: the gateway responses of infra.gateway_responses -----------------
+
+@pytest.fixture(scope="module")
+def front():
+    """The API front on a free port, around a function that echoes what it received."""
+    received: list[dict] = []
+
+    def echo(event, context):
+        received.append(event)
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"method": event["httpMethod"], "body": event["body"],
+                                    "base64": event["isBase64Encoded"]})}
+
+    service = api_front(0, echo, function_name="echo", memory_mb=128, timeout_s=3)
+    service.start()
+    yield service, received
+    service.stop()
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes, read the answer: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "BREW"])
+def test_a_method_any_does_not_cover_gets_the_gateways_405_in_the_error_shape(front, method):
+    service, received = front
+    before = len(received)
+
+    status, headers, body = raw_exchange(service.port, f"{method} /tickets HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+    expected = gateway_responses.METHOD_NOT_ALLOWED
+    assert status == expected.status == 405
+    assert json.loads(body) == json.loads(expected.body()) and json.loads(body)["error"] == "method_not_allowed"
+    assert {k: headers[k] for k in expected.headers} == expected.headers  # Allow and the security headers
+    assert len(received) == before  # the function never saw it
+
+
+@pytest.mark.parametrize("method", gateway_responses.ANY_METHODS)
+def test_every_method_any_covers_reaches_the_function(front, method):
+    service, received = front
+
+    status, _, _ = raw_exchange(service.port, f"{method} /tickets HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+
+    assert status == 200 and received[-1]["httpMethod"] == method
+
+
+def test_a_payload_over_10_mb_gets_the_gateways_413_without_reaching_the_function(front):
+    service, received = front
+    before = len(received)
+    size = MAX_PAYLOAD + 1
+
+    status, headers, body = raw_exchange(service.port, b"POST /tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                                         b"\r\nContent-Length: %d\r\n\r\n" % size)
+
+    assert status == 413 and json.loads(body) == json.loads(gateway_responses.REQUEST_TOO_LARGE.body())
+    assert headers["Cache-Control"] == "no-store" and len(received) == before
+
+
+def test_a_chunked_body_reaches_the_function_whole(front):
+    service, received = front
+
+    status, _, body = raw_exchange(service.port, b"POST /tickets HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   b"5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n")
+
+    assert status == 200 and json.loads(body)["body"] == '{"a":1}'
+
+
+@pytest.mark.parametrize("request_bytes", [b"GARBAGE\r\n\r\n", b"GET /\r\n\r\n", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+                                           b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"],
+                         ids=["garbled", "http-0.9", "http-9.9", "header-too-long"])
+def test_what_the_http_server_refuses_is_a_4xx_in_the_error_shape(front, request_bytes):
+    service, _ = front
+
+    status, headers, body = raw_exchange(service.port, request_bytes)
+
+    assert 400 <= status < 500
+    assert json.loads(body)["error"] == "request_refused" and headers["Cache-Control"] == "no-store"
 
 
 def test_the_lambda_context_counts_down_from_the_function_timeout():

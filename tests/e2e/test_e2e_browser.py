@@ -142,3 +142,33 @@ def test_a_wrong_token_shows_a_not_found_page(page, local_stack):
     assert response.status == 404
     assert "We could not find that request" in page.locator("h1").inner_text()
     assert "Login" not in page.content()
+
+
+def test_the_survey_waits_for_the_resolution_and_its_choices_sit_by_their_labels(page, local_stack):
+    from functions.api import pages
+
+    # Given a ticket nobody has resolved yet
+    status, _, body = http("POST", local_stack.api_url + "tickets", json_body={
+        "email": "rita@example.com", "subject": "Invoice", "description": "Wrong address."})
+    created = json.loads(body)
+
+    # When its customer opens the survey link
+    page.goto(f"{local_stack.api_url}tickets/{created['id']}/survey?token={created['access_token']}")
+
+    # Then they are told it can be rated once resolved, and offered no form to fail with
+    assert "once" in page.locator("#not-yet").inner_text() and page.locator("form").count() == 0
+
+    # Given the survey of a resolved ticket (the page the API serves then)
+    view = {"id": created["id"], "subject": "Invoice", "status": "resolved"}
+    page.set_content(pages.survey_page(view, created["access_token"], local_stack.api_url))
+
+    # Then each radio button sits on the line of its label, just before its words
+    choices = page.evaluate("""() => [...document.querySelectorAll('#survey-form label.choice')].map(label => {
+        const input = label.querySelector('input').getBoundingClientRect();
+        const range = document.createRange(); range.selectNodeContents(label.lastChild);
+        const text = range.getBoundingClientRect();
+        return {gap: text.left - input.right, rise: Math.abs((input.top + input.bottom - text.top - text.bottom) / 2),
+                width: input.width};
+    })""")
+    assert len(choices) == 5
+    assert all(0 <= c["gap"] <= 16 and c["rise"] <= 6 and c["width"] <= 24 for c in choices), choices

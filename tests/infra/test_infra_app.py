@@ -215,6 +215,28 @@ def test_a_waf_rate_limit_below_wafs_minimum_is_refused(tmp_path):
         Synthesized(tmp_path, wafRateLimit="5")
 
 
+def test_what_api_gateway_answers_itself_comes_in_the_api_error_shape_with_the_security_headers(synth):
+    from infra import gateway_responses
+
+    found = {r["Properties"]["ResponseType"]: r["Properties"]
+             for r in of_type(synth, "AWS::ApiGateway::GatewayResponse").values()}
+    methods = {m["Properties"]["HttpMethod"] for m in of_type(synth, "AWS::ApiGateway::Method").values()}
+
+    assert methods == {"ANY"}  # so a method ANY does not cover is API Gateway's MISSING_AUTHENTICATION_TOKEN
+    assert set(found) == {r.type for r in gateway_responses.RESPONSES}
+    for response in gateway_responses.RESPONSES:
+        properties = found[response.type]
+        assert properties.get("StatusCode") == (str(response.status) if response.status else None), response.type
+        assert properties["ResponseParameters"] == {
+            f"gatewayresponse.header.{name}": f"'{value}'" for name, value in response.headers.items()}
+        template = properties["ResponseTemplates"]["application/json"]
+        rendered = json.loads(template.replace("$context.error.messageString", '"Missing Authentication Token"'))
+        assert rendered["error"] == response.code and rendered["details"] == []
+        assert json.loads(response.body("Missing Authentication Token")) == rendered  # what the local front answers
+        assert {"Content-Security-Policy", "Cache-Control", "Strict-Transport-Security"} <= response.headers.keys()
+    assert found["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "405"
+
+
 def test_cors_preflight_only_for_configured_origins(synth, configured):
     def options_methods(s) -> list:
         methods = of_type(s, "AWS::ApiGateway::Method").values()

@@ -84,6 +84,8 @@ def test_alarms_on_breach_rate_dead_letter_queues_and_errors_notify_team_alerts(
     assert names.count("BreachRate") == 1
     assert names.count("ApproximateNumberOfMessagesVisible") == 3  # publisher, delivery, email intake DLQs
     assert names.count("Errors") == 6  # sweep, report, api, email intake, publisher, delivery
+    (api_5xx,) = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "5XXError"]
+    assert api_5xx["Namespace"] == "AWS/ApiGateway" and api_5xx["Threshold"] == 1  # the API's 500s are no function errors
     breach = next(a for a in alarms.values() if a["Properties"].get("MetricName") == "BreachRate")["Properties"]
     assert (breach["Namespace"], breach["Dimensions"]) == ("Helpdesk", [{"Name": "service", "Value": "helpdesk"}])
     key = synth.resources[synth.logical_id(synth.stack.notifications.key)]["Properties"]["KeyPolicy"]

@@ -1,5 +1,6 @@
 """The public API on moto, driven with the sample API Gateway events in events/api/."""
 
+import base64
 import json
 import re
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -7,6 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from tests.conftest import sample_event
+from tests.integration.conftest import captured_logs
 
 
 @pytest.fixture
@@ -38,6 +40,23 @@ def call(api, lambda_context, name, *, body=None, headers=None, token=None, tick
     response = api.handler(event, lambda_context)
     headers = {k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()} | (response.get("headers") or {})
     return response["statusCode"], headers, response["body"]
+
+
+def request(api, lambda_context, method, path, *, body=None, headers=None, query=None, encoded=False):
+    """Any request, as API Gateway's proxy event (``body`` bytes travel base64-encoded, as API Gateway
+    sends a binary body; ``encoded``: ``body`` is the base64 text as it came)."""
+    event = sample_event("api/get_openapi.json")
+    headers = event["headers"] | (headers or {})
+    if isinstance(body, bytes):
+        body, encoded = base64.b64encode(body).decode(), True
+    event.update(httpMethod=method, path=path, resource="/{proxy+}", pathParameters={"proxy": path[1:]},
+                 headers=headers, multiValueHeaders={k: [v] for k, v in headers.items()},
+                 queryStringParameters=query, multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+                 body=body, isBase64Encoded=encoded)
+    event["requestContext"] |= {"httpMethod": method, "resourcePath": "/{proxy+}", "path": "/prod" + path}
+    response = api.handler(event, lambda_context)
+    got = {k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()} | (response.get("headers") or {})
+    return response["statusCode"], got, response["body"]
 
 
 def open_ticket(api, lambda_context, **changes):
@@ -315,3 +334,439 @@ def test_a_resolved_ticket_can_be_rated_once_through_the_survey_form(api, lambda
     ticket = ledger.load(created["id"])
     facts = report.facts(ticket, tickets.timeline(created["id"], public_only=False))
     assert facts.csat == 4.0  # the customer's latest rating counts
+
+
+# -- hostile and careless requests: every one a documented 4xx, never a 5xx ------------------------
+
+def documented_statuses(api, method: str, path: str) -> set[int]:
+    """The statuses /openapi.json documents for the route that serves ``path``."""
+    paths = api.openapi_document()["paths"]
+    template = next(t for t in paths if re.fullmatch(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(t)), path))
+    return {int(status) for status in paths[template][method.lower()]["responses"]}
+
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+UNREADABLE_BODIES = {  # name: (body, headers, status, error)
+    "multipart without a boundary": ("{}", {"Content-Type": "multipart/form-data"}, 415, "unsupported_media_type"),
+    "multipart with a boundary": ('--b\r\nContent-Disposition: form-data; name="body"\r\n\r\nhi\r\n--b--\r\n',
+                                  {"Content-Type": "multipart/form-data; boundary=b"}, 415, "unsupported_media_type"),
+    "text/plain": ("hello", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    "JSON in latin-1": ('{"body": "caf\\u00e9"}', {"Content-Type": "application/json; charset=latin-1"}, 415,
+                        "unsupported_media_type"),
+    "an unknown charset": ("{}", {"Content-Type": "application/json; charset=klingon"}, 415, "unsupported_media_type"),
+    "invalid UTF-8 (base64, as API Gateway sends it)": (b'{"body": "\xff\xfe"}', JSON, 400, "malformed_json"),
+    "invalid UTF-8 with an Idempotency-Key": (b'{"body": "\xc3("}', JSON | {"Idempotency-Key": "k-1"}, 400,
+                                              "malformed_json"),
+    "a lone surrogate in the event's text": ('{"body": "\udcff"}', JSON, 400, "malformed_body"),
+    "30,000 [": ("[" * 30_000, JSON, 400, "malformed_json"),
+    "objects 33 deep": ('{"a":' * 33 + "1" + "}" * 33, JSON, 400, "malformed_json"),
+    "a 5,000-digit number": ('{"score": ' + "9" * 5_000 + "}", JSON, 400, "malformed_json"),
+    "a form with a broken escape": ("body=%zz&score=5", FORM, 400, "malformed_form"),
+    "a form escaping invalid UTF-8": ("body=%ff%fe&score=5", FORM, 400, "malformed_form"),
+    "a form in invalid UTF-8": (b"body=\xff&score=5", FORM, 400, "malformed_form"),
+    "over 64 KB": ('{"body": "' + "x" * 70_000 + '"}', JSON, 413, "payload_too_large"),
+}
+
+
+@pytest.fixture
+def ticket(api, lambda_context):
+    """An open ticket: (id, access token)."""
+    created = open_ticket(api, lambda_context)
+    return created["id"], created["access_token"]
+
+
+def post_routes(ticket) -> list[str]:
+    ticket_id, token = ticket
+    return ["/tickets", f"/tickets/{ticket_id}/messages?token={token}", f"/tickets/{ticket_id}/survey?token={token}"]
+
+
+@pytest.mark.parametrize("case", UNREADABLE_BODIES)
+def test_a_body_the_api_cannot_read_is_refused_with_a_documented_4xx_on_every_post_route(api, lambda_context, ticket, case):
+    body, headers, status, error = UNREADABLE_BODIES[case]
+    for route in post_routes(ticket):
+        path, _, query = route.partition("?")
+
+        got, got_headers, text = request(api, lambda_context, "POST", path, body=body, headers=headers,
+                                         query={"token": ticket[1]} if query else None)
+
+        assert got == status, route
+        if headers is FORM:  # a form post is a browser's: the error is a page
+            assert got_headers["Content-Type"].startswith("text/html"), route
+        else:
+            assert got_headers["Content-Type"] == "application/json" and json.loads(text)["error"] == error, route
+        assert got_headers["Cache-Control"] == "no-store"
+        assert got in documented_statuses(api, "POST", path), route
+
+
+def test_a_body_marked_base64_that_is_not_is_refused(api, lambda_context):
+    status, _, text = request(api, lambda_context, "POST", "/tickets", body="%%%not-base64%%%", headers=JSON,
+                              encoded=True)
+
+    assert (status, json.loads(text)["error"]) == (400, "malformed_body")
+
+
+def test_a_browser_sending_an_unreadable_body_gets_a_page(api, lambda_context):
+    status, headers, page = request(api, lambda_context, "POST", "/tickets", body="name=%zz",
+                                    headers=FORM | {"Accept": "text/html"})
+
+    assert status == 400 and headers["Content-Type"].startswith("text/html")
+    assert "broken percent escape" in page
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", 'application/json; charset="UTF-8"',
+                                          "application/json;charset=utf8", "application/json; charset=us-ascii"])
+def test_json_in_any_spelling_of_its_media_type_and_utf8_is_read(api, lambda_context, content_type):
+    body = sample_event("api/post_ticket_json.json")["body"]
+
+    status, _, text = request(api, lambda_context, "POST", "/tickets", body=body, headers={"Content-Type": content_type})
+
+    assert status == 201, text
+
+
+def test_a_utf8_body_sent_base64_encoded_is_read(api, lambda_context):
+    body = json.dumps({"email": "jo@example.com", "subject": "Café", "description": "Déjà vu"}, ensure_ascii=False)
+
+    status, _, text = request(api, lambda_context, "POST", "/tickets", body=body.encode(), headers=JSON)
+
+    assert status == 201, text
+
+
+HOSTILE_REQUESTS = {  # name: (method, path, query, headers, body, status)
+    "a time zone that is a folder of zones": ("POST", "/tickets", None, JSON, json.dumps(
+        {"email": "a@example.com", "subject": "Hi", "description": "x", "time_zone": "America"}), 422),
+    "a phone number in Arabic-Indic digits": ("POST", "/tickets", None, JSON, json.dumps(
+        {"email": "a@example.com", "subject": "Hi", "description": "x", "phone": "+1\u0660\u0661\u0662\u0663\u0664\u0665\u0666"}), 422),
+    "a time zone that is an empty object": ("POST", "/tickets", None, JSON, json.dumps(
+        {"email": "a@example.com", "subject": "Hi", "description": "x", "time_zone": {}}), 422),
+    "a ticket id that is no reference": ("GET", "/tickets/%C2%81I%F3%B9", {"token": "x"}, {}, None, 422),
+    "a body that is a string": ("POST", "/tickets", None, JSON, '"hello"', 422),
+    "a body that is null": ("POST", "/tickets", None, JSON, "null", 422),
+    "fields that are objects": ("POST", "/tickets", None, JSON, '{"email": {"a": [1]}, "subject": ["x"], "description": 1}', 422),
+    "two Idempotency-Keys": ("POST", "/tickets", None, JSON | {"Idempotency-Key": ["a", "b"]},
+                             sample_event("api/post_ticket_json.json")["body"], 422),
+    "a path traversal as the ticket id": ("GET", "/tickets/..%2F..%2Fetc%2Fpasswd", {"token": "x"}, {}, None, 422),
+    "a ticket id of 5,000 characters": ("GET", "/tickets/" + "A" * 5_000, {"token": "x"}, {}, None, 422),
+    "a token of 9,000 characters": ("GET", "/tickets/HD-7KQ2M9", {"token": "a" * 9_000}, {}, None, 422),
+    "two tokens": ("GET", "/tickets/HD-7KQ2M9", {"token": ["a", "b"]}, {}, None, 422),
+    "a cursor that is garbage": ("GET", "/tickets/{id}", {"token": "{token}", "cursor": "!!!"}, {}, None, 422),
+    "a cursor naming the ticket item": ("GET", "/tickets/{id}", {
+        "token": "{token}", "cursor": base64.urlsafe_b64encode(b"TICKET").decode()}, {}, None, 400),
+    "an unknown route": ("GET", "/admin", None, {}, None, 404),
+    "a method the route does not answer": ("DELETE", "/tickets/{id}", {"token": "{token}"}, {}, None, 405),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_REQUESTS)
+def test_hostile_requests_get_a_4xx_in_the_error_shape(api, lambda_context, ticket, case):
+    method, path, query, headers, body, status = HOSTILE_REQUESTS[case]
+    ticket_id, token = ticket
+    path = path.replace("{id}", ticket_id)
+    query = {k: v.replace("{token}", token) if isinstance(v, str) else v for k, v in (query or {}).items()} or None
+    event = sample_event("api/get_openapi.json")
+    single = {k: v[-1] if isinstance(v, list) else v for k, v in headers.items()}
+    event.update(httpMethod=method, path=path, body=body, headers=event["headers"] | single,
+                 multiValueHeaders={k: [v] for k, v in event["headers"].items()} | {
+                     k: v if isinstance(v, list) else [v] for k, v in headers.items()},
+                 queryStringParameters={k: v[-1] if isinstance(v, list) else v for k, v in (query or {}).items()} or None,
+                 multiValueQueryStringParameters={k: v if isinstance(v, list) else [v] for k, v in (query or {}).items()} or None)
+
+    response = api.handler(event, lambda_context)
+
+    assert response["statusCode"] == status, response["body"]
+    assert json.loads(response["body"])["error"]
+
+
+def test_an_unforeseen_error_is_a_500_in_the_error_shape_logged_with_the_correlation_id(api, lambda_context, monkeypatch):
+    from helpdesk import tickets
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(tickets, "open_ticket", broken)
+    event = sample_event("api/post_ticket_json.json")
+    event["headers"].pop("Idempotency-Key")
+
+    with captured_logs(api.logger) as logs:
+        response = api.handler(event, lambda_context)
+
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"error": "internal_error", "details": [],
+                                            "message": "Something went wrong on our side; please try again later."}
+    assert "the disk is on fire" not in response["body"]
+    (line,) = [json.loads(line) for line in logs.getvalue().splitlines() if "answered 500" in line]
+    assert line["correlation_id"] == event["requestContext"]["requestId"]
+    assert "the disk is on fire" in line["exception"]
+
+
+def test_a_route_answers_head_as_get_and_other_methods_405_with_what_it_allows(api, lambda_context, ticket):
+    ticket_id, token = ticket
+
+    head = request(api, lambda_context, "HEAD", f"/tickets/{ticket_id}", query={"token": token})
+    put = request(api, lambda_context, "PUT", f"/tickets/{ticket_id}", query={"token": token})
+    options = request(api, lambda_context, "OPTIONS", "/tickets")
+
+    assert head[0] == 200
+    assert put[0] == 405 and put[1]["Allow"] == "GET, HEAD, OPTIONS"
+    assert json.loads(put[2])["error"] == "method_not_allowed"
+    assert options[0] == 204 and options[1]["Allow"] == "OPTIONS, POST"
+
+
+def test_every_time_the_api_answers_is_utc_ending_in_z(api, lambda_context, ticket):
+    ticket_id, token = ticket
+    stamp = re.compile(r'"(\d{4}-\d\d-\d\dT[^"]*)"')
+
+    _, _, added = call(api, lambda_context, "post_message", ticket_id=ticket_id, token=token)
+    _, _, view = call(api, lambda_context, "get_ticket", ticket_id=ticket_id, token=token)
+    _, _, created = call(api, lambda_context, "post_ticket_json", body=json.loads(
+        sample_event("api/post_ticket_json.json")["body"]))
+
+    times = stamp.findall(added) + stamp.findall(view) + stamp.findall(created)
+    assert len(times) >= 8
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times), times
+
+
+def test_the_one_serialiser_writes_any_time_in_z(api):
+    from datetime import datetime, timedelta, timezone
+
+    from functions.api.schemas import MessageAdded
+
+    berlin = datetime(2026, 11, 24, 17, 0, 0, 500, tzinfo=timezone(timedelta(hours=1)))
+
+    assert json.loads(api._dumps({"at": berlin})) == {"at": "2026-11-24T16:00:00Z"}
+    assert json.loads(api._dumps(MessageAdded(type="message", at="2026-11-24T17:00:00+01:00"))) == {
+        "type": "message", "at": "2026-11-24T16:00:00Z"}
+
+
+# -- the OpenAPI document: every route, every status it can answer ----------------------------------
+
+def test_the_openapi_document_lists_every_route_with_every_status_it_can_answer(api, lambda_context):
+    from infra.gateway_responses import ALLOWED_METHODS
+
+    _, _, text = call(api, lambda_context, "get_openapi")
+    document = json.loads(text)
+    operations = {(method.upper(), path): operation for path, item in document["paths"].items()
+                  for method, operation in item.items()}
+
+    customers = {op for op in operations if not op[1].startswith("/agent/")}
+    assert customers == {("GET", "/"), ("POST", "/tickets"), ("GET", "/tickets/{ticket_id}"),
+                         ("POST", "/tickets/{ticket_id}/messages"), ("GET", "/tickets/{ticket_id}/survey"),
+                         ("POST", "/tickets/{ticket_id}/survey"), ("GET", "/openapi.json")}
+    assert len(operations) - len(customers) == 17  # the agent API (tests/integration/test_agent_api.py)
+    assert {m for m, _ in operations} | {"HEAD", "OPTIONS"} == set(ALLOWED_METHODS)  # what the gateway's 405 says
+    for (method, path), operation in operations.items():
+        statuses = {int(s) for s in operation["responses"]}
+        expected = {429, 500}
+        expected |= {400, 413, 415, 422} if method in ("POST", "PUT") else set()
+        expected |= {404, 422} if "{ticket_id}" in path else set()
+        if path.startswith("/agent/"):  # behind the Cognito authorizer; changes carry If-Match
+            expected |= {401, 403, 404}
+            expected |= {409, 428} if method == "POST" else set()
+            assert operation["security"] == [{"agentIdToken": []}], path
+        else:
+            assert "security" not in operation, path
+        assert expected <= statuses, (method, path)
+        assert any(200 <= s < 300 for s in statuses), (method, path)
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+# -- a wrong token and a missing ticket: the same work ----------------------------------------------
+
+def dynamodb_calls(monkeypatch) -> list[tuple[str, tuple]]:
+    """Every AWS call from here on: (operation, (parameter names, ProjectionExpression)), the token key's
+    read included (it is cached: the tests' first request read it)."""
+    import botocore.client
+
+    calls: list[tuple[str, tuple]] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        calls.append((operation, (tuple(sorted(params)), params.get("ProjectionExpression"))))
+        return real(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return calls
+
+
+@pytest.mark.parametrize("route", ["get_ticket", "post_message", "post_survey"])
+def test_a_wrong_token_and_a_missing_ticket_do_the_same_work_and_read_nothing(api, lambda_context, ticket, monkeypatch, route):
+    import secrets
+
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+    compared = []
+    real_compare = secrets.compare_digest
+    monkeypatch.setattr(tickets.secrets, "compare_digest", lambda a, b: compared.append(len(b)) or real_compare(a, b))
+    calls = dynamodb_calls(monkeypatch)
+
+    def attempt(ticket_id, token):
+        if route == "post_survey":
+            return request(api, lambda_context, "POST", f"/tickets/{ticket_id}/survey", query={"token": token},
+                           body='{"score": 5}', headers=JSON)
+        return call(api, lambda_context, route, ticket_id=ticket_id, token=token)
+
+    wrong = attempt(ticket_id, "X" * 43)
+    wrong_work, calls[:], compared[:] = (list(calls), list(compared)), [], []
+    missing = attempt("HD-000000", token)
+
+    assert wrong[0] == missing[0] == 404 and wrong[2] == missing[2]
+    assert wrong_work == (calls, compared) == ([], [43])  # no AWS call; one constant-time comparison each
+
+
+def test_the_right_token_reads_the_ticket_once_it_matched(api, lambda_context, ticket, monkeypatch):
+    ticket_id, token = ticket
+    calls = dynamodb_calls(monkeypatch)
+
+    status, _, _ = call(api, lambda_context, "get_ticket", ticket_id=ticket_id, token=token)
+
+    assert status == 200
+    assert [operation for operation, _ in calls] == ["GetItem", "Query"]  # the ticket, then a page of its timeline
+
+
+# -- the timeline, a page at a time ----------------------------------------------------------------
+
+def add_entries(ticket_id: str, count: int, *, body="Message {n}", public=True, start=None):
+    """Timeline entries written straight to the table (one a minute after ``start``), as the use cases would."""
+    from datetime import timedelta
+
+    from helpdesk import clock, ledger
+
+    ticket = ledger.load(ticket_id)
+    start = start or clock.now() + timedelta(minutes=1)
+    for n in range(count):
+        ledger.event(ticket, "message" if public else "note", "customer" if public else "agent:kim",
+                     body=body.format(n=n), public=public, at=start + timedelta(minutes=n)).save()
+
+
+def pages_of(api, lambda_context, ticket_id, token) -> list[dict]:
+    pages, cursor = [], None
+    while True:
+        query = {"token": token} | ({"cursor": cursor} if cursor else {})
+        status, _, text = request(api, lambda_context, "GET", f"/tickets/{ticket_id}", query=query)
+        assert status == 200, text
+        pages.append(json.loads(text))
+        cursor = pages[-1]["next"]
+        if not cursor:
+            return pages
+
+
+def test_a_long_timeline_comes_latest_first_a_page_at_a_time_each_in_reading_order(api, lambda_context, ticket):
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+    add_entries(ticket_id, 120)
+    add_entries(ticket_id, 30, body="internal {n}", public=False)
+
+    pages = pages_of(api, lambda_context, ticket_id, token)
+
+    assert [len(p["timeline"]) for p in pages] == [tickets.PAGE_ENTRIES, tickets.PAGE_ENTRIES, 21]
+    assert pages[0]["timeline"][-1]["body"] == "Message 119"  # the latest entry closes the first page
+    everything = [e for p in reversed(pages) for e in p["timeline"]]
+    assert [e["body"] for e in everything] == [created := everything[0]["body"]] + [f"Message {n}" for n in range(120)]
+    assert created == "I was double charged for my November invoice."
+    assert all(e["at"] <= f["at"] for e, f in zip(everything, everything[1:], strict=False))
+
+
+def test_a_page_holds_at_most_its_share_of_text(api, lambda_context, ticket):
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+    add_entries(ticket_id, 25, body="{n}" + "x" * (tickets.MESSAGE_MAX - 3))
+
+    pages = pages_of(api, lambda_context, ticket_id, token)
+
+    assert [len(p["timeline"]) for p in pages] == [10, 10, 6]
+    assert all(sum(len(e["body"]) for e in p["timeline"]) <= tickets.PAGE_CHARACTERS for p in pages)
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+@pytest.mark.parametrize("character", ["\U0001F600", '"', "<", "\u00e9"])
+def test_the_page_of_the_largest_ticket_stays_well_under_lambdas_6_mb(api, lambda_context, ticket, accept, character):
+    """330 messages of 20,000 characters (6.3 MiB) was a ticket no page could show: any page now is a
+    few MB at most, in the characters that cost most once escaped (JSON, HTML, then the Lambda
+    runtime's own JSON envelope)."""
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+    add_entries(ticket_id, 330, body="{n} " + character * (tickets.MESSAGE_MAX - 4))
+
+    event = sample_event("api/get_ticket.json")
+    event.update(path=f"/tickets/{ticket_id}", queryStringParameters={"token": token},
+                 multiValueQueryStringParameters={"token": [token]})
+    event["headers"]["Accept"] = accept
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    response = api.handler(event, lambda_context)
+
+    assert response["statusCode"] == 200
+    assert len(json.dumps(response).encode()) < 3 * 1024 * 1024  # what the runtime sends back: Lambda allows 6 MB
+
+
+def test_the_ticket_page_shows_the_latest_entries_and_links_to_earlier_ones(api, lambda_context, ticket):
+    import html
+
+    ticket_id, token = ticket
+    add_entries(ticket_id, 60)
+
+    def page(query):
+        status, _, text = request(api, lambda_context, "GET", f"/tickets/{ticket_id}", query={"token": token} | query,
+                                  headers={"Accept": "text/html"})
+        assert status == 200
+        return text
+
+    latest = page({})
+    earlier_link = html.unescape(re.search(r'id="earlier" href="([^"]+)"', latest).group(1))
+    earlier = page({"cursor": parse_qs(urlparse(earlier_link).query)["cursor"][0]})
+
+    assert "Message 59" in latest and "Message 9<" not in latest and 'id="latest"' not in latest
+    assert "Message 9<" in earlier and "Message 59" not in earlier
+    assert 'id="earlier"' not in earlier and 'id="latest"' in earlier
+
+
+def test_a_cursor_of_another_ticket_only_moves_within_this_one(api, lambda_context, ticket):
+    ticket_id, token = ticket
+    other = open_ticket(api, lambda_context, subject="Someone else's")
+    add_entries(other["id"], 60, body="secret {n}")
+    their_cursor = pages_of(api, lambda_context, other["id"], other["access_token"])[0]["next"]
+
+    status, _, text = request(api, lambda_context, "GET", f"/tickets/{ticket_id}",
+                              query={"token": token, "cursor": their_cursor})
+
+    assert status == 200 and "secret" not in text
+
+
+# -- the survey from a browser ---------------------------------------------------------------------
+
+def survey(api, lambda_context, ticket_id, token, method="GET", body=None):
+    return request(api, lambda_context, method, f"/tickets/{ticket_id}/survey", query={"token": token}, body=body,
+                   headers=FORM | {"Accept": "text/html"} if body is not None else {"Accept": "text/html"})
+
+
+def test_the_survey_is_offered_only_once_the_ticket_is_resolved(api, lambda_context, ticket):
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+
+    before = survey(api, lambda_context, ticket_id, token)
+    tickets.resolve(ticket_id, "agent:kim", "Refunded.")
+    after = survey(api, lambda_context, ticket_id, token)
+
+    assert before[0] == 200 and 'id="not-yet"' in before[2] and "<form" not in before[2]
+    assert after[0] == 200 and 'id="survey-form"' in after[2] and 'type="radio"' in after[2]
+
+
+@pytest.mark.parametrize("comment", ["", "   "])
+def test_an_empty_optional_comment_is_no_comment(api, lambda_context, ticket, comment):
+    from helpdesk import tickets
+
+    ticket_id, token = ticket
+    tickets.resolve(ticket_id, "agent:kim", "Refunded.")
+
+    status, _, page = survey(api, lambda_context, ticket_id, token, "POST", urlencode({"score": 5, "comment": comment}))
+
+    assert status == 201 and "Thank you" in page
+    (rating,) = [e for e in tickets.timeline(ticket_id, public_only=False) if e.type == "survey"]
+    assert rating.body is None and rating.data["score"] == 5

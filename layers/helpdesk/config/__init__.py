@@ -39,7 +39,7 @@ def parse_duration(text: str) -> timedelta:
 def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("America")
         raise ValueError(f"unknown time zone {value!r}") from None
     return value
 
