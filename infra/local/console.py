@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from infra.local.outbox import Outbox
 from infra.local.services import HttpService
@@ -26,7 +26,12 @@ HIDDEN_TICKET_ATTRIBUTES = frozenset({"token_hash"})  # never shown, even locall
 class Page:
     path: str
     title: str
-    render: Callable[[ConsoleState], tuple[str, str]]  # -> (content type, body)
+    render: Callable[..., tuple[str, str]]  # (state[, query]) -> (content type, body)
+    query: bool = False  # the page reads query parameters: render(state, {name: value})
+
+
+class BadRequest(ValueError):
+    """A page's parameters are wrong: 400 with this message."""
 
 
 @dataclass
@@ -35,12 +40,21 @@ class ConsoleState:
 
 
 PAGES: dict[str, Page] = {}
+ACTIONS: dict[str, Callable[[ConsoleState, dict[str, str]], tuple[str, str]]] = {}  # POST paths (local operations)
 
 
-def page(path: str, title: str):
-    def register(render: Callable[[ConsoleState], tuple[str, str]]):
-        PAGES[path] = Page(path, title, render)
+def page(path: str, title: str, *, query: bool = False):
+    def register(render: Callable[..., tuple[str, str]]):
+        PAGES[path] = Page(path, title, render, query)
         return render
+    return register
+
+
+def action(path: str):
+    """A POST operation of the console (``render(state, query)``), e.g. replaying a dead-letter queue."""
+    def register(run: Callable[[ConsoleState, dict[str, str]], tuple[str, str]]):
+        ACTIONS[path] = run
+        return run
     return register
 
 
@@ -114,16 +128,35 @@ class ConsoleRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's naming
-        path = urlsplit(self.path).path.rstrip("/") or "/"
+        self._answer("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if path == "/":
+            if method == "POST":
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)  # nothing is read from a body: drain it
+                if path in ACTIONS:
+                    status, (content_type, body) = 200, ACTIONS[path](self.server.state, query)
+                else:
+                    status, (content_type, body) = 404, _json({"error": "not_found", "actions": list(ACTIONS)})
+            elif path == "/":
                 status, (content_type, body) = 200, ("text/html; charset=utf-8", index_html())
             elif path in PAGES:
-                status, (content_type, body) = 200, PAGES[path].render(self.server.state)
+                shown = PAGES[path]
+                render = shown.render(self.server.state, query) if shown.query else shown.render(self.server.state)
+                status, (content_type, body) = 200, render
             else:
                 status, (content_type, body) = 404, _json({"error": "not_found", "pages": ["/", *PAGES]})
+        except BadRequest as error:
+            status, (content_type, body) = 400, _json({"error": "bad_request", "message": str(error)})
         except Exception:
-            log.exception("console page %s failed", path)
+            log.exception("console %s %s failed", method, path)
             status, (content_type, body) = 500, _json({"error": "internal_error"})
         payload = body.encode("utf-8")
         self.send_response_only(status)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from helpdesk.settings import Env
 from infra.local import config, pumps
+from infra.local.dead_letters import DeadLetters
 from infra.local.api_gateway import api_front
 from infra.local.aws import mocked_aws
 from infra.local.config import LocalEnv
@@ -47,6 +48,7 @@ class LocalStack:
         self.api: HttpService | None = None
         self.console: HttpService | None = None
         self.smtp: SmtpService | None = None
+        self.dead_letters: DeadLetters | None = None  # where the pumps and the SMTP intake leave what they gave up on
         self._mock = None
 
     def start(self) -> None:
@@ -54,6 +56,7 @@ class LocalStack:
         self._mock.start()
         try:
             self.resources = create_resources()
+            self.dead_letters = DeadLetters()
             self.services = Services()
             for make in SERVICES:  # kept as they are built: a failure releases the ports bound so far
                 self.services.services.append(make(self))
@@ -95,7 +98,8 @@ def _smtp(stack: LocalStack) -> Service:
     """SES email receiving: mail to the support address becomes the intake function's SES event."""
     from functions.email_intake import handler  # reads its table and bucket names when imported
 
-    stack.smtp = smtp_intake(config.port(LocalEnv.SMTP_PORT), handler.handler)
+    # An asynchronous invocation in the cloud: what fails lands in the intake's dead-letter queue.
+    stack.smtp = smtp_intake(config.port(LocalEnv.SMTP_PORT), stack.dead_letters.guard("email", handler.handler))
     return stack.smtp
 
 

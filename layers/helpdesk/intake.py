@@ -44,7 +44,7 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import clock, ids, ledger, mail, notify, settings, tickets
+from helpdesk import clock, ids, ledger, mail, notify, replay, settings, tickets
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import NotFound
 from helpdesk.models import RejectedMail, SenderCounter, Ticket, rejected_pk
@@ -56,7 +56,7 @@ RAW_MAIL_DAYS = 90  # raw messages (a bucket lifecycle rule) and rejected-mail r
 RATE_WINDOW = timedelta(hours=1)
 CHANNEL = "email"
 NO_SUBJECT = "(no subject)"
-DEDUPE_SECONDS = 2 * 24 * 3600  # how long a processed SES message id is remembered (async retries: 6 h)
+DEDUPE_SECONDS = replay.DEDUPE_SECONDS  # a processed SES message id is remembered until no replay can come
 
 # Why a message opened no ticket (RejectedMail.reason).
 SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, RATE_LIMITED = (

@@ -225,6 +225,42 @@ def test_cors_preflight_only_for_configured_origins(synth, configured):
     assert options_methods(configured)
 
 
+# -- what operators' commands read (helpdesk.deployment) ----------------------------------------------
+
+def test_every_output_an_operators_command_reads_names_the_resource_cloudformation_named(synth):
+    from helpdesk.deployment import STACK_NAME, Output
+
+    stack = synth.stack
+    expected = {
+        Output.TICKETS_TABLE: stack.storage.tickets,
+        Output.PUBLISHER_FAILURES: stack.notifications.publisher_failures,
+        Output.DELIVERY_FAILURES: stack.notifications.delivery_failures,
+        Output.EMAIL_FAILURES: stack.email.failures,
+        Output.PUBLISHER_FUNCTION: stack.notifications.publisher,
+        Output.DELIVERY_FUNCTION: stack.notifications.delivery,
+        Output.EMAIL_FUNCTION: stack.email.function,
+    }
+    outputs = synth.template.to_json()["Outputs"]
+
+    assert stack.stack_name == STACK_NAME  # the name the commands look the stack up by
+    assert set(expected) <= set(outputs)
+    for name, construct in expected.items():  # a Ref: the table's and function's names, the queue's URL
+        assert outputs[name]["Value"] == {"Ref": synth.logical_id(construct)}, name
+
+
+def test_failures_wait_no_longer_than_their_replay_can_send_once(synth):
+    from helpdesk import replay
+
+    queues = of_type(synth, "AWS::SQS::Queue")
+    failures = [synth.logical_id(q) for q in (synth.stack.notifications.publisher_failures,
+                                              synth.stack.notifications.delivery_failures, synth.stack.email.failures)]
+    [mapping] = of_type(synth, "AWS::Lambda::EventSourceMapping").values()
+
+    assert {queues[q]["Properties"]["MessageRetentionPeriod"] for q in failures} == {replay.RETENTION.total_seconds()}
+    assert mapping["Properties"]["MaximumRecordAgeInSeconds"] == replay.STREAM_MAX_RECORD_AGE.total_seconds()
+    assert replay.DEDUPE_SECONDS > (replay.RETENTION + replay.STREAM_MAX_RECORD_AGE).total_seconds()
+
+
 # -- checks -----------------------------------------------------------------------------------------
 
 def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(synth):

@@ -306,7 +306,7 @@ def test_the_handler_runs_a_sweep_and_reports_its_counts(aws, lambda_context, mo
 
 # -- the daily report (its data comes from the same table) ------------------------------------------
 
-def test_the_report_function_writes_yesterdays_json_and_the_cli_prints_a_table(aws, lambda_context, monkeypatch, capsys):
+def test_the_report_function_writes_yesterdays_json_and_the_table_shows_it(aws, lambda_context, monkeypatch):
     import json
 
     from helpdesk import report
@@ -322,14 +322,13 @@ def test_the_report_function_writes_yesterdays_json_and_the_cli_prints_a_table(a
 
     with clock.frozen(T0 + timedelta(days=1, hours=1)):
         out = handler.handler({"time": "2026-11-03T00:15:00Z"}, lambda_context)
-        assert report.main(["--from", "2026-11-01", "--to", "2026-11-03"]) == 0
+        printed = report.table(report.report(date(2026, 11, 1), date(2026, 11, 3)))
 
     body = json.loads(s3.get_object(Bucket="helpdesk-reports", Key=out["key"])["Body"].read())
     assert out["key"] == "reports/daily/2026-11-02.json" and body["day"] == "2026-11-02"
     total = body["rows"][-1]
     assert (total["opened"], total["first_response_met"], total["breaches"]) == (2, 50.0, 1)
     assert total["first_response_p50"] == 3600.0
-    printed = capsys.readouterr().out
     assert "2026-11-02" in printed and "FR met" in printed
 
 
