@@ -193,6 +193,39 @@ def test_api_stage_throttles_traces_and_logs_without_bodies(synth):
     assert synth.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
 
 
+def _api_invokes(app: Synthesized) -> list:
+    """What the API's proxy integrations invoke (the ``{Ref}`` or ``{Fn::GetAtt}`` inside their URIs)."""
+    return [m["Properties"]["Integration"]["Uri"]["Fn::Join"][1][-2] for m in of_type(app, "AWS::ApiGateway::Method").values()
+            if m["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"]
+
+
+def test_without_snapstart_the_api_invokes_the_function_and_publishes_no_version(synth):
+    function = synth.resources[synth.logical_id(synth.stack.api.function)]["Properties"]
+
+    assert "SnapStart" not in function
+    assert of_type(synth, "AWS::Lambda::Version") == {} and of_type(synth, "AWS::Lambda::Alias") == {}
+    assert _api_invokes(synth) == [{"Fn::GetAtt": [synth.logical_id(synth.stack.api.function), "Arn"]}] * 2
+
+
+def test_with_snapstart_the_api_invokes_the_live_alias_of_the_version_each_deploy_publishes(snapstart):
+    api = snapstart.stack.api
+    function = snapstart.resources[snapstart.logical_id(api.function)]["Properties"]
+    ((version_id, version),) = of_type(snapstart, "AWS::Lambda::Version").items()
+    ((alias_id, alias),) = of_type(snapstart, "AWS::Lambda::Alias").items()
+    invokers = [p["Properties"] for p in of_type(snapstart, "AWS::Lambda::Permission").values()
+                if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
+
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["Runtime"] == "python3.12"  # SnapStart for Python starts at 3.12
+    assert version["DeletionPolicy"] == "Delete"  # a superseded version's snapshot is billed while it exists
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    assert _api_invokes(snapstart) == [{"Ref": alias_id}] * 2  # the root and {proxy+}
+    assert invokers and all(p["FunctionName"] == {"Ref": alias_id} for p in invokers)
+    others = [f for i, f in of_type(snapstart, "AWS::Lambda::Function").items() if i != snapstart.logical_id(api.function)]
+    assert all("SnapStart" not in f["Properties"] for f in others)  # only the API answers a waiting person
+
+
 def test_waf_guards_the_stage_only_when_asked_and_answers_429_in_the_api_error_shape(synth, configured):
     assert of_type(synth, "AWS::WAFv2::WebACL") == {}
 
@@ -280,7 +313,13 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(
     assert all(len(s["reason"]) > 40 for s in nag["suppressedViolations"])
 
 
-@pytest.mark.parametrize("app", ["synth", "configured"])
+def test_cdk_nag_finds_nothing_with_snapstart_either(snapstart):
+    report = json.loads((snapstart.outdir / "validation-report.json").read_text())
+    (nag,) = [p for p in report["pluginReports"] if p["pluginName"] == PACK]
+    assert nag["conclusion"] == "success" and nag["violations"] == []
+
+
+@pytest.mark.parametrize("app", ["synth", "configured", "snapstart"])
 def test_cfn_lint_passes(app, request):
     matches = lint(
         json.dumps(request.getfixturevalue(app).template.to_json()),
