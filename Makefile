@@ -15,7 +15,12 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers:$(CURDIR)
 
-.PHONY: install dev test bench fuzz synth lint clean report
+# The operator's commands (report, dlq, replay) reach a deployed stack with the caller's own AWS
+# configuration (profile, SSO, region), never the fake credentials and region above; --local needs none.
+OPS := env $(foreach v,AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION,$(if $(filter file,$(origin $(v))),-u $(v)))
+QUEUES := publisher delivery email
+
+.PHONY: install dev test bench fuzz synth lint clean report dlq replay
 
 install: $(PYDEPS) $(NODEDEPS) $(CHROMIUM)
 
@@ -44,8 +49,16 @@ bench: install
 fuzz: install  # schemathesis against the local stack from /openapi.json: make fuzz ARGS=300 (examples per operation)
 	$(PY) -m tests.e2e.fuzz $(ARGS)
 
-report: install  # the SLA report as a table: make report ARGS="--from 2026-11-01 --to 2026-11-30"
-	$(PY) -m helpdesk.report $(ARGS)
+report: install  # the SLA report as a table: make report ARGS="--from 2026-11-01 --to 2026-11-30 [--local]"
+	$(OPS) $(PY) -m helpdesk.report $(ARGS)
+
+dlq: install  # what failed: make dlq QUEUE=publisher|delivery|email [ARGS=--local]
+	@$(if $(filter $(QUEUE),$(QUEUES)),,echo "QUEUE must be one of: $(QUEUES)" >&2; exit 2)
+	$(OPS) $(PY) -m helpdesk.replay $(QUEUE) --show $(ARGS)
+
+replay: install  # replay it once the cause is fixed (nothing is sent twice): make replay QUEUE=... [ARGS=--local]
+	@$(if $(filter $(QUEUE),$(QUEUES)),,echo "QUEUE must be one of: $(QUEUES)" >&2; exit 2)
+	$(OPS) $(PY) -m helpdesk.replay $(QUEUE) --replay $(ARGS)
 
 synth: install
 	npx cdk synth --quiet

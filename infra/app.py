@@ -13,6 +13,7 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import aws_cdk as cdk  # noqa: E402 (after the sys.path fix above)
 
+from helpdesk.deployment import STACK_NAME  # noqa: E402
 from infra import nag  # noqa: E402
 from infra.stack import Config, HelpdeskStack  # noqa: E402
 
@@ -21,7 +22,7 @@ CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 
 def build(app: cdk.App) -> HelpdeskStack:
     """The stack and its checks, as deployed; tests build the same thing."""
-    stack = HelpdeskStack(app, "Helpdesk", config=Config.from_context(app))
+    stack = HelpdeskStack(app, STACK_NAME, config=Config.from_context(app))  # operators' commands find it by it
     nag.check(app)
     return stack
 

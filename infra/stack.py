@@ -32,6 +32,7 @@ class Config:
     # the SES identity (DKIM) and the MX record. Unset: publish them by hand (README).
     hosted_zone: tuple[str, str] | None = None
     waf_rate_limit: int | None = None  # wafRateLimit: requests per client IP per 5 minutes (WAF, opt-in)
+    snap_start: bool = False  # snapStart: Lambda SnapStart for the API function (opt-in: it has a price)
 
     @classmethod
     def from_context(cls, scope: Construct) -> Config:
@@ -53,6 +54,7 @@ class Config:
             team_alert_webhook=parse_team_alert_webhook(get("teamAlertWebhook")),
             hosted_zone=_hosted_zone(get("hostedZoneId"), get("hostedZoneName"), get("supportDomain")),
             waf_rate_limit=int(get("wafRateLimit") or 0) or None,
+            snap_start=str(get("snapStart")).lower() == "true",  # -c passes strings
         )
 
 
@@ -84,6 +86,7 @@ class HelpdeskStack(cdk.Stack):
             public_base_url=config.public_base_url,
             log_removal_policy=logs,
             waf_rate_limit=config.waf_rate_limit,
+            snap_start=config.snap_start,
         )
         zone = None
         if config.hosted_zone:

@@ -23,15 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared.json_encoder import Encoder
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from functions.api import agent, body, pages, routing
 from functions.api.schemas import (
@@ -82,7 +73,6 @@ class _Json(Encoder):
 CORS = _cors()
 _dumps = functools.partial(json.dumps, separators=(",", ":"), cls=_Json)
 app = APIGatewayRestResolver(enable_validation=True, cors=CORS, serializer=_dumps)
-idempotency = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
 # Each domain error's status (a subclass answers as its nearest listed ancestor).
 _STATUS = {NotFound: 404, Conflict: 409, InvalidRequest: 400, Forbidden: 403, PreconditionRequired: 428,
            RateLimited: 429, Unauthenticated: 401}
@@ -147,15 +137,13 @@ def _domain(error: DomainError) -> Response:
     return response
 
 
-@app.exception_handler(IdempotencyValidationError)
-def _reused_key(_: IdempotencyValidationError) -> Response:
+def _reused_key(_: Exception) -> Response:  # IdempotencyValidationError, registered with the idempotency (_open_once)
     if _wants_html():  # the form was sent, then changed and sent again from a page the browser kept
         return _error(422, "idempotency_key_reused", "This form was already sent. Reload the page to send a new request.")
     return _error(422, "idempotency_key_reused", "This Idempotency-Key was used for a different request.")
 
 
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _key_in_use(_: IdempotencyAlreadyInProgressError) -> Response:
+def _key_in_use(_: Exception) -> Response:  # IdempotencyAlreadyInProgressError, registered with _open_once
     response = _error(409, "conflict", "A request with this Idempotency-Key is still being answered; retry shortly.")
     response.headers["Retry-After"] = "1"
     return response
@@ -224,15 +212,32 @@ def _open(request: NewTicketRequest) -> dict:
 def _open_once() -> Callable[..., dict]:
     """Open a ticket once per Idempotency-Key: a retried request gets the first answer again.
 
-    Built on the first keyed request, not at import: its DynamoDB client costs ~50 ms of cold
-    start, which ticket pages and unkeyed API calls never need.
+    Built on the first keyed request, not at import: Powertools' idempotency utility and its
+    DynamoDB client cost ~50 ms of cold start, which ticket pages and unkeyed API calls never need.
     """
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    app.exception_handler(IdempotencyValidationError)(_reused_key)
+    app.exception_handler(IdempotencyAlreadyInProgressError)(_key_in_use)
+    config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="request")
     persistence = DynamoDBPersistenceLayer(table_name=settings.get(settings.Env.IDEMPOTENCY_TABLE))
 
-    @idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=idempotency)
+    @idempotent_function(data_keyword_argument="data", persistence_store=persistence, config=config)
     def open_from(data: dict) -> dict:
         return _open(NewTicketRequest.model_validate(data["request"]))
-    return open_from
+
+    def once(data: dict) -> dict:
+        config.register_lambda_context(app.lambda_context)  # in-progress records expire with the invocation
+        return open_from(data=data)
+    return once
 
 
 @route("POST", "/tickets", ok={201: routing.json_body(TicketCreated, "Opened (the form gets an HTML confirmation)")
@@ -332,7 +337,6 @@ def openapi_document() -> dict:
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     try:
-        idempotency.register_lambda_context(context)
         try:
             readable = body.admit(event)
         except body.Refused as refused:
@@ -365,6 +369,44 @@ def _head_as_get(event: dict) -> dict:
         return event
     context = (event.get("requestContext") or {}) | {"httpMethod": "GET"}
     return event | {"httpMethod": "GET", "requestContext": context}
+
+
+# -- Lambda SnapStart (an option: -c snapStart=true) -------------------------------------------------
+# The managed Python runtime ships snapshot_restore_py; elsewhere (tests, make dev) there is no snapshot.
+try:
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ImportError:
+    def register_before_snapshot(hook):
+        return hook
+
+    register_after_restore = register_before_snapshot
+
+
+@register_before_snapshot
+def prime() -> None:
+    """Before the snapshot: load what requests otherwise load on first use (the idempotency utility, the
+    secret's and the chains' SDK, the policy, the address checker), so no restored copy pays for it.
+    Nothing here talks to AWS or draws a random number: clients, secrets and tokens come after restore."""
+    import boto3  # noqa: F401  (made into clients on first use, after restore)
+    from aws_lambda_powertools.utilities import idempotency, parameters  # noqa: F401
+
+    from helpdesk import addresses
+    from helpdesk.config import load_policy
+
+    load_policy()
+    addresses.is_deliverable("prime@example.com")  # compiles the address checker's patterns
+
+
+@register_after_restore
+def renew() -> None:
+    """After a restore: this copy's own connections, credentials and secret, and its own random state."""
+    import random
+
+    from helpdesk import lifecycle
+
+    random.seed()  # libraries drawing from `random` (retry jitter) must not repeat the snapshot's sequence
+    lifecycle.forget()
+    _open_once.cache_clear()
 
 
 def _secured(response: dict) -> dict:

@@ -61,12 +61,15 @@ class PythonFunctions(Construct):
         environment: Mapping[Env, str],
         memory_size: int = 256,
         timeout: cdk.Duration = cdk.Duration.seconds(10),
+        snap_start: bool = False,
     ) -> lambda_.Function:
         """A function made of the folder ``source`` (``functions/api``), entry point ``handler.handler`` there.
 
         The folder keeps its repository path inside the archive, so the handler's absolute imports
         (``from functions.api import pages``) work alike in Lambda, in tests and on the local stack.
         ``environment`` is keyed by :class:`Env`: a function gets only variables the code reads by name.
+        ``snap_start``: Lambda SnapStart on its published versions (invoke ``current_version`` or an alias
+        of it); a superseded version is deleted with its snapshot, which is billed while it exists.
         """
         log_group = logs.LogGroup(
             scope, f"{id}Logs", retention=LOG_RETENTION, removal_policy=self.log_removal_policy
@@ -88,7 +91,14 @@ class PythonFunctions(Construct):
             log_group=log_group,
             role=role,
             environment={**POWERTOOLS_ENVIRONMENT, **{name.value: value for name, value in environment.items()}},
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            current_version_options=lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.DESTROY)
+            if snap_start else None,
         )
+        if snap_start:  # CDK warns in case nobody publishes a version: the caller invokes current_version
+            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(
+                id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                reason="Every deployment publishes current_version, which the API's alias points at"))
         acknowledge(
             function,
             {

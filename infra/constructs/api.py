@@ -5,6 +5,12 @@ logs (never request bodies), X-Ray tracing and, when origins are configured, COR
 answers by itself (a method ANY does not cover, a payload over 10 MB, throttling, WAF, its own
 failures) comes in the API's error shape with the security headers (``infra.gateway_responses``).
 
+With ``snapStart`` (context) the function runs with Lambda SnapStart: each deployment publishes a version
+whose initialised environment Lambda snapshots, the alias ``live`` points at it and API Gateway invokes
+the alias ($LATEST never uses a snapshot). The handler's runtime hooks load what requests would load
+lazily before the snapshot and renew clients, secret and random state after each restore. SnapStart
+for Python has a price (the cached snapshot, and each restore), so it is opt-in.
+
 With ``wafRateLimit`` (context) a WAF web ACL guards the stage: requests per client IP per five
 minutes above the limit get a JSON ``429 rate_limited`` (stage throttling is shared by everyone: one
 abuser could use it all), plus AWS's IP reputation list and known-bad-inputs rules. WAF has a monthly
@@ -17,6 +23,7 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -44,6 +51,7 @@ class Api(Construct):
         public_base_url: str | None,
         log_removal_policy: cdk.RemovalPolicy,
         waf_rate_limit: int | None = None,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, id)
         environment = {
@@ -61,7 +69,11 @@ class Api(Construct):
             environment=environment,
             memory_size=512,
             timeout=cdk.Duration.seconds(10),
+            snap_start=snap_start,
         )
+        # What API Gateway invokes: with SnapStart, the alias of the version deployed last.
+        self.entry: lambda_.IFunction = lambda_.Alias(
+            self, "Live", alias_name="live", version=self.function.current_version) if snap_start else self.function
         storage.tickets.grant_read_write_data(self.function)
         storage.idempotency.grant_read_write_data(self.function)
         storage.token_secret.grant_read(self.function)
@@ -70,7 +82,7 @@ class Api(Construct):
         self.rest_api = apigw.LambdaRestApi(
             self,
             "RestApi",
-            handler=self.function,
+            handler=self.entry,
             description="Helpdesk: customer ticket form and ticket API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,  # API Gateway writes no log without this account-level role (kept on delete:

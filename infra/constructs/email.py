@@ -32,7 +32,8 @@ from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from helpdesk import intake
+from helpdesk import intake, replay
+from helpdesk.deployment import Output
 from helpdesk.settings import Env
 from infra.constructs import PythonFunctions
 from infra.constructs.storage import Storage
@@ -42,7 +43,7 @@ RULE_NAME = "intake"
 MEMORY_MB, TIMEOUT_S = 1024, 60  # MIME parsing of messages up to SES's 40 MB; infra/local/smtp.py runs it alike
 RETRY_ATTEMPTS = 2  # Lambda's asynchronous retries (the maximum), before the on-failure queue
 MAX_EVENT_AGE = cdk.Duration.hours(6)
-FAILURE_RETENTION = cdk.Duration.days(14)  # SQS's maximum: time to fix and replay
+FAILURE_RETENTION = cdk.Duration.days(replay.RETENTION.days)  # SQS's maximum: time to fix and replay
 
 
 def support_address(domain: str) -> str:
@@ -191,7 +192,8 @@ class Email(Construct):
              "Activate once per account and region: aws ses set-active-receipt-rule-set --rule-set-name <this>"),
             ("SupportAddress", self.address, "Where customers write"),
             ("MailBucketName", self.bucket.bucket_name, "Raw inbound mail and attachments"),
-            ("EmailIntakeFailuresQueueUrl", self.failures.queue_url, "SES events the intake function gave up on"),
+            (Output.EMAIL_FAILURES, self.failures.queue_url, "SES events the intake function gave up on"),
+            (Output.EMAIL_FUNCTION, self.function.function_name, "Replays the intake's failures (helpdesk.replay)"),
         ):
             output = cdk.CfnOutput(self, name, value=value, description=description)
             output.override_logical_id(name)  # stable output names for scripts and the README

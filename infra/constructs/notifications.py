@@ -36,7 +36,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from helpdesk import notify
+from helpdesk import notify, replay
+from helpdesk.deployment import Output
 from helpdesk.escalation import MANAGEMENT
 from helpdesk.settings import Env
 from infra.constructs import PythonFunctions
@@ -48,11 +49,12 @@ EVERY_ALERT = "*"  # teamAlertEmails key: every team alert, whatever the departm
 # The stream -> publisher event source mapping.
 STREAM_BATCH_SIZE = 100
 STREAM_RETRY_ATTEMPTS = 5  # then the failed records' position goes to the DLQ
-STREAM_MAX_RECORD_AGE = cdk.Duration.hours(6)  # a notification older than that goes to the DLQ instead
+# A notification older than that goes to the DLQ instead (helpdesk.replay's send-once records outlive it).
+STREAM_MAX_RECORD_AGE = cdk.Duration.seconds(int(replay.STREAM_MAX_RECORD_AGE.total_seconds()))
 # customer-updates -> delivery (asynchronous invocations, from SNS).
 DELIVERY_RETRY_ATTEMPTS = 2  # Lambda's maximum
 DELIVERY_MAX_EVENT_AGE = cdk.Duration.hours(6)
-DLQ_RETENTION = cdk.Duration.days(14)  # SQS's maximum: time to find the cause and replay
+DLQ_RETENTION = cdk.Duration.days(replay.RETENTION.days)  # SQS's maximum: time to find the cause and replay
 
 
 def team_alert_filter(key: str) -> dict:
@@ -255,8 +257,10 @@ class Notifications(Construct):
         for name, value, description in (
             ("CustomerUpdatesTopicArn", self.customer_updates.topic_arn, "Customer updates (the delivery function)"),
             ("TeamAlertsTopicArn", self.team_alerts.topic_arn, "Escalations, at-risk and breached tickets"),
-            ("PublisherFailuresQueueUrl", self.publisher_failures.queue_url, "Stream records never published"),
-            ("DeliveryFailuresQueueUrl", self.delivery_failures.queue_url, "Customer updates never delivered"),
+            (Output.PUBLISHER_FAILURES, self.publisher_failures.queue_url, "Stream records never published"),
+            (Output.DELIVERY_FAILURES, self.delivery_failures.queue_url, "Customer updates never delivered"),
+            (Output.PUBLISHER_FUNCTION, self.publisher.function_name, "Replays the publisher's failures (helpdesk.replay)"),
+            (Output.DELIVERY_FUNCTION, self.delivery.function_name, "Replays the delivery's failures (helpdesk.replay)"),
         ):
             output = cdk.CfnOutput(self, name, value=value, description=description)
             output.override_logical_id(name)

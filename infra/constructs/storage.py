@@ -17,6 +17,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from helpdesk.deployment import Output
 from helpdesk.models import TTL_ATTRIBUTE, table_schema
 from helpdesk.settings import Env
 from infra.nag import acknowledge
@@ -73,6 +74,11 @@ class Storage(Construct):
                 "the wildcard covers this one table's indexes only.",
             },
         )
+
+        # Operators' commands (make report, make replay) find the table here: CloudFormation names it.
+        output = cdk.CfnOutput(self, Output.TICKETS_TABLE, value=self.tickets.table_name,
+                               description="The ticket table (SLA report, publisher replay)")
+        output.override_logical_id(Output.TICKETS_TABLE)
 
         self.idempotency = dynamodb.Table(
             self,

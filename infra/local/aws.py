@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from moto import mock_aws
 
+from helpdesk import lifecycle
 from helpdesk.settings import Env
 from infra.local.resources import TEST_BUILDERS, Builder, create_resources
 
@@ -45,21 +46,10 @@ def local_aws(builders: Iterable[Builder] = TEST_BUILDERS) -> Iterator[dict[Env,
     saved = dict(os.environ)
     with mocked_aws():
         try:
-            _forget_cached_lookups()
+            lifecycle.forget()  # what the process cached about the previous account (a test's)
             yield create_resources(builders)
         finally:
             for name in set(os.environ) - set(saved):
                 del os.environ[name]
             os.environ.update(saved)
 
-
-def _forget_cached_lookups() -> None:
-    """What a process caches about the previous moto account (a test's): a new account starts clean."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from helpdesk import chains, ledger, notify
-
-    parameters.clear_caches()  # the token secret, read with max_age
-    ledger.connection.cache_clear()
-    chains.stepfunctions.cache_clear()
-    notify.reset_clients()

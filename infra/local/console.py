@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from infra.local.outbox import Outbox
 from infra.local.services import HttpService
@@ -27,7 +27,12 @@ HIDDEN_TICKET_ATTRIBUTES = frozenset({"token_hash"})  # never shown, even locall
 class Page:
     path: str
     title: str
-    render: Callable[[ConsoleState], tuple[str, str]]  # -> (content type, body)
+    render: Callable[..., tuple[str, str]]  # (state[, query]) -> (content type, body)
+    query: bool = False  # the page reads query parameters: render(state, {name: value})
+
+
+class BadRequest(ValueError):
+    """A page's parameters are wrong: 400 with this message."""
 
 
 @dataclass
@@ -37,16 +42,36 @@ class ConsoleState:
 
 
 class Pages(dict[str, Page]):
-    """Pages by path; ``@pages.add(path, title)`` adds one."""
+    """Pages by path (``@pages.add(path, title)``; ``query=True``: the page reads query parameters) and
+    the console's POST operations (``@pages.action(path)``, e.g. replaying a dead-letter queue)."""
 
-    def add(self, path: str, title: str):
-        def register(render: Callable[[ConsoleState], tuple[str, str]]):
-            self[path] = Page(path, title, render)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.actions: dict[str, Callable[[ConsoleState, dict[str, str]], tuple[str, str]]] = {}
+
+    def add(self, path: str, title: str, *, query: bool = False):
+        def register(render: Callable[..., tuple[str, str]]):
+            self[path] = Page(path, title, render, query)
             return render
         return register
 
+    def action(self, path: str):
+        def register(run: Callable[[ConsoleState, dict[str, str]], tuple[str, str]]):
+            self.actions[path] = run
+            return run
+        return register
+
+    @classmethod
+    def merged(cls, *groups: Pages) -> Pages:
+        pages = cls()
+        for group in groups:
+            pages.update(group)
+            pages.actions.update(group.actions)
+        return pages
+
 
 PAGES = Pages()
+
 
 
 def _json(value) -> tuple[str, str]:
@@ -124,17 +149,36 @@ class ConsoleRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's naming
-        path = urlsplit(self.path).path.rstrip("/") or "/"
+        self._answer("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
             pages = self.server.pages
-            if path == "/":
+            if method == "POST":
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)  # nothing is read from a body: drain it
+                if path in pages.actions:
+                    status, (content_type, body) = 200, pages.actions[path](self.server.state, query)
+                else:
+                    status, (content_type, body) = 404, _json({"error": "not_found", "actions": list(pages.actions)})
+            elif path == "/":
                 status, (content_type, body) = 200, ("text/html; charset=utf-8", index_html(pages))
             elif path in pages:
-                status, (content_type, body) = 200, pages[path].render(self.server.state)
+                shown = pages[path]
+                render = shown.render(self.server.state, query) if shown.query else shown.render(self.server.state)
+                status, (content_type, body) = 200, render
             else:
                 status, (content_type, body) = 404, _json({"error": "not_found", "pages": ["/", *pages]})
+        except BadRequest as error:
+            status, (content_type, body) = 400, _json({"error": "bad_request", "message": str(error)})
         except Exception:
-            log.exception("console page %s failed", path)
+            log.exception("console %s %s failed", method, path)
             status, (content_type, body) = 500, _json({"error": "internal_error"})
         payload = body.encode("utf-8")
         self.send_response_only(status)

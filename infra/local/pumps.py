@@ -6,10 +6,12 @@ Each pump is a :class:`~infra.local.services.Poller` (every :data:`POLL_INTERVAL
   source mapping of ``infra/constructs/notifications.py`` delivers it: records in the Lambda event
   shape, only those matching ``notify.stream_filter_pattern()``, in order; failed records reported in
   ``batchItemFailures`` come back from the first failed one, and after ``STREAM_RETRY_ATTEMPTS``
-  retries are given up (logged: in the cloud they would go to the dead-letter queue).
+  retries are given up: their place in the stream goes to the publisher's dead-letter queue, as the
+  cloud's on-failure destination writes it (``infra.local.dead_letters``).
 - **delivery** -- ``customer-updates`` (its SQS stand-in subscription, filter
   ``notify.CUSTOMER_DELIVERY_FILTER``) -> ``functions.delivery.handler`` with the SNS event Lambda gets;
-  a failed invocation is retried ``DELIVERY_RETRY_ATTEMPTS`` times, then given up (logged).
+  a failed invocation is retried ``DELIVERY_RETRY_ATTEMPTS`` times, then given up: its invocation record
+  goes to the delivery's dead-letter queue.
 - **team alerts** -- ``team-alerts`` (one stand-in subscription per department and for management,
   with ``notify.team_filter`` / ``notify.MANAGEMENT_FILTER``) -> the outbox, channel ``team-alert``,
   with the plain-text email a team's address would receive.
@@ -51,6 +53,7 @@ STREAM_RETRY_ATTEMPTS = 5
 DELIVERY_RETRY_ATTEMPTS = 2
 
 Handler = Callable[[dict, Any], Any]
+GiveUp = Callable[[list[dict], int], None]  # (the records given up, invocations made)
 
 
 # -- event filtering (the subset of Lambda's filter syntax the stack uses, and a little more) ----------
@@ -183,12 +186,13 @@ class StreamPump:
 
     def __init__(self, handler: Handler, stream: TableStream, *, pattern: dict | None = None,
                  function_name: str = "helpdesk-publisher", batch_size: int = STREAM_BATCH_SIZE,
-                 retry_attempts: int = STREAM_RETRY_ATTEMPTS):
+                 retry_attempts: int = STREAM_RETRY_ATTEMPTS, dead_letter: GiveUp | None = None):
         self.handler, self.stream, self.pattern = handler, stream, pattern
         self.function_name, self.batch_size, self.retry_attempts = function_name, batch_size, retry_attempts
         self.pending: list[dict] = []
         self.attempts = 0
         self.given_up: list[dict] = []  # what the cloud's on-failure destination would hold
+        self.dead_letter = dead_letter  # told of each batch given up (DeadLetters.stream_batch)
 
     def tick(self) -> int:
         """Hand the next batch over (reading the stream to its end when nothing waits); its size."""
@@ -208,6 +212,8 @@ class StreamPump:
         if self.attempts > self.retry_attempts:
             dropped = [r for r in batch if r["dynamodb"]["SequenceNumber"] in failed]
             self.given_up += dropped
+            if self.dead_letter:
+                self.dead_letter(dropped, self.attempts)
             log.error("stream: gave up on %d record(s) after %d retries (the cloud's DLQ): %s", len(dropped),
                       self.retry_attempts, [r["dynamodb"]["SequenceNumber"] for r in dropped])
             self.pending = [r for r in self.pending if r not in dropped]
@@ -298,10 +304,11 @@ class DeliveryPump:
     """customer-updates -> the delivery function, one SNS event per message (Lambda's async retries)."""
 
     def __init__(self, handler: Handler, queue: SnsQueue, *, function_name: str = "helpdesk-delivery",
-                 retry_attempts: int = DELIVERY_RETRY_ATTEMPTS):
+                 retry_attempts: int = DELIVERY_RETRY_ATTEMPTS, dead_letter: Callable | None = None):
         self.handler, self.queue = handler, queue
         self.function_name, self.retry_attempts = function_name, retry_attempts
         self.given_up: list[dict] = []
+        self.dead_letter = dead_letter  # told of each event given up (DeadLetters.invocation)
 
     def tick(self) -> int:
         """Deliver the messages of one receive (a failed one is released for the next); how many."""
@@ -314,15 +321,18 @@ class DeliveryPump:
         facts = attributes(envelope)
         event_type, ticket_id = facts.get("event_type"), facts.get("ticket_id")
         context = LambdaContext(self.function_name, memory_limit_in_mb=256, timeout_s=30)
+        event = sns_lambda_event(envelope)
         try:
             with delivering(event_type=event_type, ticket_id=ticket_id):
-                self.handler(sns_lambda_event(envelope), context)
-        except Exception:
+                self.handler(event, context)
+        except Exception as error:
             log.exception("delivery: %s of %s failed (attempt %d)", event_type, ticket_id, count)
             if count <= self.retry_attempts:
                 self.queue.release(receipt)  # Lambda retries an asynchronous invocation
                 return
             self.given_up.append(envelope)
+            if self.dead_letter:
+                self.dead_letter("delivery", event, error, count)
             log.error("delivery: gave up on %s of %s (the cloud's DLQ)", event_type, ticket_id)
         self.queue.delete(receipt)
 
@@ -416,19 +426,19 @@ class OutboxRecorder:
 
 # -- the pumps as services, for infra/local/stack.py ---------------------------------------------------------
 
-def stream_pump() -> Poller:
+def stream_pump(dead_letter: GiveUp | None = None) -> Poller:
     from functions.publisher import handler  # reads its table names when imported
     from helpdesk import notify
 
     pump = StreamPump(handler.handler, TableStream(settings.get(Env.TICKETS_TABLE)),
-                      pattern=notify.stream_filter_pattern())
+                      pattern=notify.stream_filter_pattern(), dead_letter=dead_letter)
     return Poller("stream-pump", pump.tick, interval=POLL_INTERVAL)
 
 
-def delivery_pump() -> Poller:
+def delivery_pump(dead_letter: Callable | None = None) -> Poller:
     from functions.delivery import handler
 
-    pump = DeliveryPump(handler.handler, SnsQueue(resources.DELIVERY_QUEUE))
+    pump = DeliveryPump(handler.handler, SnsQueue(resources.DELIVERY_QUEUE), dead_letter=dead_letter)
     return Poller("delivery-pump", pump.tick, interval=POLL_INTERVAL)
 
 

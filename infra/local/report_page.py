@@ -1,25 +1,28 @@
 """The console's ``/report`` page: the SLA report (``helpdesk.report``) as a table and inline SVG charts.
 
-The last 7 days (console pages take no parameters; ``make report ARGS="--from ... --to ..."`` prints any
-range). No JavaScript library: the charts are SVG drawn here. ``/report.json`` gives the rows.
+The last 7 days, or ``?from=2026-11-01&to=2026-11-30`` (and ``by=day,priority``, for the JSON). No
+JavaScript library: the charts are SVG drawn here. ``/report.json`` gives the rows: it is what
+``make report ARGS="--local ..."`` prints, since moto lives inside the dev process.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from html import escape
 
 from helpdesk import clock, report
-from infra.local.console import ConsoleState, Pages, _json
+from infra.local.console import BadRequest, ConsoleState, Pages, _json
 
 PAGES = Pages()
 BAR = "#1d4ed8"
 MISS = "#b91c1c"
 
 
-def _range() -> tuple[date, date]:
-    today = clock.now().date()
-    return today - timedelta(days=6), today
+def _parameters(query: dict[str, str]) -> tuple[date, date, list[str]]:
+    try:
+        return report.parse_range(query.get("from"), query.get("to"), query.get("by"))
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
 
 
 def bar_chart(title: str, bars: list[tuple[str, float | None]], *, unit: str = "", colour: str = BAR,
@@ -65,18 +68,21 @@ def render(start: date, end: date) -> str:
             "td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}svg{display:block;margin:1rem 0;"
             "font:12px system-ui,sans-serif}.charts{display:flex;flex-wrap:wrap;gap:1rem}</style></head><body>"
             f"<h1>SLA report</h1><p>Tickets opened from {start.isoformat()} to {end.isoformat()} (UTC), as of "
-            f'{clock.to_iso(clock.now())}. <a href="/report.json">JSON</a>. Any range: <code>make report '
-            f'ARGS="--from {start.isoformat()} --to {end.isoformat()}"</code></p>'
+            f'{clock.to_iso(clock.now())}. <a href="/report.json?from={start.isoformat()}&amp;to={end.isoformat()}">JSON</a>. '
+            f'Any range: <code>?from={start.isoformat()}&amp;to={end.isoformat()}</code>, or as a table: <code>make report '
+            f'ARGS="--local --from {start.isoformat()} --to {end.isoformat()}"</code></p>'
             f'<div class="charts">{"".join(charts)}</div>'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"{'' if detail else '<p>No tickets opened in this range.</p>'}</body></html>")
 
 
-@PAGES.add("/report", "SLA report of the last 7 days: table and charts")
-def _report(state: ConsoleState):
-    return "text/html; charset=utf-8", render(*_range())
+@PAGES.add("/report", "SLA report of the last 7 days: table and charts (?from=&to= for another range)", query=True)
+def _report(state: ConsoleState, query: dict[str, str]):
+    start, end, _ = _parameters(query)
+    return "text/html; charset=utf-8", render(start, end)
 
 
-@PAGES.add("/report.json", "SLA report of the last 7 days (JSON rows)")
-def _report_json(state: ConsoleState):
-    return _json([r.to_dict() for r in report.report(*_range())])
+@PAGES.add("/report.json", "SLA report of the last 7 days (JSON rows; ?from=&to=&by=)", query=True)
+def _report_json(state: ConsoleState, query: dict[str, str]):
+    start, end, by = _parameters(query)
+    return _json([r.to_dict() for r in report.report(start, end, by=by)])

@@ -195,6 +195,26 @@ def notification_subscriptions() -> dict[Env, str]:
     return {}
 
 
+# The dead-letter queues (CloudFormation names them in the cloud: stack outputs), by helpdesk.replay's names.
+DEAD_LETTER_QUEUES = {
+    "publisher": "helpdesk-publisher-failures",
+    "delivery": "helpdesk-delivery-failures",
+    "email": "helpdesk-email-intake-failures",
+}
+
+
+def dead_letter_queues() -> dict[Env, str]:
+    """Where the pumps and the SMTP intake leave what they gave up on (``infra.local.dead_letters``), kept
+    as long as in the cloud. No function reads them: ``helpdesk.replay`` does, through the console."""
+    from helpdesk import replay
+
+    client = boto3.client("sqs")
+    for name in DEAD_LETTER_QUEUES.values():
+        client.create_queue(QueueName=name, Attributes={
+            "MessageRetentionPeriod": str(int(replay.RETENTION.total_seconds()))})
+    return {}
+
+
 def support_identity() -> dict[Env, str]:
     """The SES identity the delivery function sends from: the support address's domain."""
     address = settings.get(Env.SUPPORT_ADDRESS)
@@ -216,6 +236,7 @@ BUILDERS: tuple[Builder, ...] = (
     mail_bucket,
     escalation_state_machine,
     *NOTIFICATIONS,
+    dead_letter_queues,
 )
 
 
@@ -224,9 +245,10 @@ BUILDERS: tuple[Builder, ...] = (
 WITHOUT_CHAINS: tuple[Builder, ...] = tuple(b for b in BUILDERS if b is not escalation_state_machine)
 
 # What the tests' moto accounts hold by default (``infra.local.aws.local_aws``): no chains, and no
-# notification path either (0.3 s per account, which only the notification tests need: they add
-# ``NOTIFICATIONS``, see tests/integration/conftest.py).
-TEST_BUILDERS: tuple[Builder, ...] = tuple(b for b in WITHOUT_CHAINS if b not in NOTIFICATIONS)
+# notification path or dead-letter queues either (0.3 s per account, which only the notification and replay
+# tests need: they add ``NOTIFICATIONS`` and ``dead_letter_queues``, see tests/integration/conftest.py).
+TEST_BUILDERS: tuple[Builder, ...] = tuple(b for b in WITHOUT_CHAINS if b not in NOTIFICATIONS
+                                            and b is not dead_letter_queues)
 
 
 def create_resources(builders: Iterable[Builder] = BUILDERS) -> dict[Env, str]:

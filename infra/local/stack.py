@@ -5,7 +5,7 @@ stop order is the reverse. A later capability plugs in by adding a resource buil
 service factory here; nothing else changes::
 
     def _stream_pump(stack):   # DynamoDB stream -> functions.publisher.handler
-        return pumps.stream_pump()
+        return pumps.stream_pump(stack.dead_letters.stream_batch)
 
     SERVICES = (_emulator, _console, _stream_pump, _api)
 
@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from helpdesk.settings import Env
-from infra.local import config, console, pumps, report_page, smtp
+from infra.local import config, console, dead_letters, pumps, report_page, smtp
+from infra.local.dead_letters import DeadLetters
 from infra.local.api_gateway import api_front
 from infra.local.aws import mocked_aws
 from infra.local.config import LocalEnv
@@ -50,6 +51,7 @@ class LocalStack:
         self.api: HttpService | None = None
         self.console: HttpService | None = None
         self.smtp: smtp.SmtpService | None = None
+        self.dead_letters: DeadLetters | None = None  # where the pumps and the SMTP intake leave what they gave up on
         self._mock = None
 
     def start(self) -> None:
@@ -57,6 +59,7 @@ class LocalStack:
         self._mock.start()
         try:
             self.resources = create_resources()
+            self.dead_letters = DeadLetters()
             self.services = Services()
             for make in SERVICES:  # kept as they are built: a failure releases the ports bound so far
                 self.services.services.append(make(self))
@@ -102,7 +105,8 @@ def _emulator(stack: LocalStack) -> Service:
 def _console(stack: LocalStack) -> Service:
     state = console.ConsoleState(outbox=stack.outbox, status=stack.status)
     stack.console = console.console(stack.console_port, state,
-                                    console.Pages({**console.PAGES, **report_page.PAGES, **smtp.PAGES}))
+                                    console.Pages.merged(console.PAGES, report_page.PAGES, smtp.PAGES,
+                                                                dead_letters.PAGES))
     return stack.console
 
 
@@ -110,7 +114,8 @@ def _smtp(stack: LocalStack) -> Service:
     """SES email receiving: mail to the support address becomes the intake function's SES event."""
     from functions.email_intake import handler  # reads its table and bucket names when imported
 
-    stack.smtp = smtp.smtp_intake(config.port(LocalEnv.SMTP_PORT), handler.handler)
+    # An asynchronous invocation in the cloud: what fails lands in the intake's dead-letter queue.
+    stack.smtp = smtp.smtp_intake(config.port(LocalEnv.SMTP_PORT), stack.dead_letters.guard("email", handler.handler))
     return stack.smtp
 
 
@@ -124,11 +129,11 @@ def _outbox_recorder(stack: LocalStack) -> Service:
 
 
 def _stream_pump(stack: LocalStack) -> Service:
-    return pumps.stream_pump()
+    return pumps.stream_pump(stack.dead_letters.stream_batch)
 
 
 def _delivery_pump(stack: LocalStack) -> Service:
-    return pumps.delivery_pump()
+    return pumps.delivery_pump(stack.dead_letters.invocation)
 
 
 def _team_alert_pump(stack: LocalStack) -> Service:

@@ -9,8 +9,6 @@ this one check (email-validator's syntax rules, without DNS lookups).
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 from helpdesk.errors import InvalidRequest
 
 LOCAL_PART_MAX = 64  # RFC 5321 (octets; the local part is ASCII here)
@@ -28,6 +26,8 @@ def deliverable(address: str) -> str:
     a non-ASCII local part, a quoted one, an IP literal, a reserved or dotless domain, a control
     character, surrounding space.
     """
+    from email_validator import EmailNotValidError, validate_email  # ~20 ms of patterns: when first needed
+
     try:
         checked = validate_email(address, allow_smtputf8=False, check_deliverability=False)
     except EmailNotValidError as error:

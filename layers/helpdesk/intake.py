@@ -47,7 +47,7 @@ from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import quote
 
-from helpdesk import addresses, clock, ids, ledger, mail, notify, routing, settings, tickets
+from helpdesk import addresses, clock, ids, ledger, mail, notify, replay, routing, settings, tickets
 from helpdesk.config import Policy, load_policy
 from helpdesk.errors import NotFound, RateLimited
 from helpdesk.models import RejectedMail, Ticket, rejected_pk
@@ -58,7 +58,7 @@ ATTACHMENT_PREFIX = "attachments/"
 RAW_MAIL_DAYS = 90  # raw messages (a bucket lifecycle rule) and rejected-mail records expire after this
 CHANNEL = "email"
 NO_SUBJECT = "(no subject)"
-DEDUPE_SECONDS = 2 * 24 * 3600  # how long a processed SES message id is remembered (async retries: 6 h)
+DEDUPE_SECONDS = replay.DEDUPE_SECONDS  # a processed SES message id is remembered until no replay can come
 
 # Why a message opened no ticket (RejectedMail.reason).
 SPAM, VIRUS, SPOOFED, AUTOMATED, UNPARSEABLE, UNDELIVERABLE, RATE_LIMITED = (

@@ -40,7 +40,7 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from helpdesk import clock, mail, messages, settings
+from helpdesk import clock, mail, messages, replay, settings
 from helpdesk.messages import CustomerUpdate, TeamAlert
 from helpdesk.settings import Env
 
@@ -85,9 +85,9 @@ def stream_filter_pattern() -> dict[str, Any]:
     return {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [{"prefix": EVENT_SK_PREFIX}]}}}}
 
 
-#: How long a published event id is remembered (idempotency records' TTL): longer than the stream's
-#: 24-hour retention, so no retry of a record can publish it again.
-DEDUPE_SECONDS = 2 * 24 * 3600
+#: How long a published event id is remembered (idempotency records' TTL): longer than a failure can
+#: wait for its replay in a dead-letter queue, so neither a retry nor a replay publishes it again.
+DEDUPE_SECONDS = replay.DEDUPE_SECONDS
 
 
 def dedupe():

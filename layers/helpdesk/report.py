@@ -11,7 +11,9 @@ The tier is the one the ticket was routed to (before any escalation); the depart
 one. Data: :func:`load` reads the tickets opened in the range and their escalation, transfer and survey
 events through the opened index (a day's tickets) and one Query per ticket: never the whole table.
 
-``python -m helpdesk.report --from 2026-11-01 --to 2026-11-30`` prints the table (``--json`` the rows).
+``python -m helpdesk.report --from 2026-11-01 --to 2026-11-30`` prints the table (``--json`` the rows) of
+the deployed stack (``--stack NAME``: its ticket table from the stack's outputs) or of ``make dev``
+(``--local``: the local console computes it, since moto lives inside the dev process).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, UTC
+from urllib.parse import urlencode
 
 from helpdesk import clock
 
@@ -194,8 +197,9 @@ def _facts_in(tickets: Iterable, events_by_ticket: dict[str, list], start: date,
 
 # -- the data ----------------------------------------------------------------------------------------
 
-def load(start: date, end: date) -> tuple[list, dict[str, list]]:
-    """The tickets opened from ``start`` to ``end`` and their report events.
+def load(start: date, end: date, *, table: str | None = None) -> tuple[list, dict[str, list]]:
+    """The tickets opened from ``start`` to ``end`` and their report events (``table``: the ticket
+    table, by default the one ``HELPDESK_TICKETS_TABLE`` names).
 
     The opened index names each day's tickets (``OPENED_SHARDS`` queries a day, keys only); each
     ticket's partition is then one Query for the ticket and its events. What is read follows the
@@ -206,7 +210,7 @@ def load(start: date, end: date) -> tuple[list, dict[str, list]]:
     from helpdesk import settings
     from helpdesk.models import OPENED_SHARDS, TICKET_SK, Ticket, TicketEvent, opened_partition, query_pages
 
-    table, client = settings.get(settings.Env.TICKETS_TABLE), boto3.client("dynamodb")
+    table, client = table or settings.get(settings.Env.TICKETS_TABLE), boto3.client("dynamodb")
 
     def items(**request) -> Iterable[dict]:
         for page in query_pages(client, {"TableName": table, **request}):
@@ -235,12 +239,36 @@ def load(start: date, end: date) -> tuple[list, dict[str, list]]:
     return [t for t, _ in found], {t.ticket_id: e for t, e in found}
 
 
-def facts_for(start: date, end: date, *, now: datetime | None = None) -> list[Facts]:
-    return _facts_in(*load(start, end), start, end, now)
+def facts_for(start: date, end: date, *, now: datetime | None = None, table: str | None = None) -> list[Facts]:
+    return _facts_in(*load(start, end, table=table), start, end, now)
 
 
-def report(start: date, end: date, *, now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
-    return aggregate(facts_for(start, end, now=now), by)
+def report(start: date, end: date, *, now: datetime | None = None, by: Sequence[str] = GROUP_BY,
+           table: str | None = None) -> list[Row]:
+    return aggregate(facts_for(start, end, now=now, table=table), by)
+
+
+def parse_range(start: str | None, end: str | None, by: str | None, *, today: date | None = None,
+                ) -> tuple[date, date, list[str]]:
+    """The CLI's and the console's parameters: ``from``/``to`` (ISO days, default the last 7 days) and
+    ``by`` (comma-separated columns). Raises ValueError with a message for a person."""
+    today = today or clock.now().date()
+    try:
+        first = date.fromisoformat(start) if start else today - timedelta(days=6)
+        last = date.fromisoformat(end) if end else today
+    except ValueError:
+        raise ValueError("from and to are days like 2026-11-30") from None
+    columns = [b for b in (by or ",".join(GROUP_BY)).split(",") if b]
+    if not columns or not set(columns) <= set(GROUP_BY):
+        raise ValueError(f"by: choose from {', '.join(GROUP_BY)}")
+    if last < first:
+        raise ValueError("to is before from")
+    if (last - first).days > MAX_DAYS:
+        raise ValueError(f"at most {MAX_DAYS + 1} days at once")
+    return first, last, columns
+
+
+MAX_DAYS = 366  # a year and a day: 8 index queries a day, plus one per ticket
 
 
 # -- the table ---------------------------------------------------------------------------------------
@@ -282,21 +310,31 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from helpdesk import deployment
+
     parser = argparse.ArgumentParser(prog="python -m helpdesk.report", description="The SLA report, as a table.")
-    today = clock.now().date()
-    parser.add_argument("--from", dest="start", type=date.fromisoformat, default=today - timedelta(days=6),
-                        help="first day (UTC), default: 6 days ago")
-    parser.add_argument("--to", dest="end", type=date.fromisoformat, default=today, help="last day, default: today")
+    parser.add_argument("--from", dest="start", help="first day (UTC), default: 6 days ago")
+    parser.add_argument("--to", dest="end", help="last day, default: today")
     parser.add_argument("--by", default=",".join(GROUP_BY),
                         help=f"group by these columns (comma-separated subset of {','.join(GROUP_BY)})")
     parser.add_argument("--json", action="store_true", help="the rows as JSON")
+    deployment.add_target_arguments(parser)
     args = parser.parse_args(argv)
-    by = [b for b in args.by.split(",") if b]
-    if not set(by) <= set(GROUP_BY):
-        parser.error(f"--by: choose from {', '.join(GROUP_BY)}")
-    if args.end < args.start:
-        parser.error("--to is before --from")
-    rows = report(args.start, args.end, by=by)
+    try:
+        start, end, by = parse_range(args.start, args.end, args.by)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        console = deployment.console_of(args)
+        if console is not None:
+            query = urlencode({"from": start.isoformat(), "to": end.isoformat(), "by": ",".join(by)})
+            rows = [Row(**row) for row in deployment.local_call(console, f"report.json?{query}")]
+        else:
+            tickets = deployment.output(deployment.outputs(args.stack), deployment.Output.TICKETS_TABLE, args.stack)
+            rows = deployment.reading(tickets, lambda: report(start, end, by=by, table=tickets))
+    except deployment.OpsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else table(rows))
     return 0
 

@@ -17,12 +17,10 @@ second adds the event source mapping's polling (about 4 times a second per shard
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import statistics
 import time
-from collections.abc import Iterator
 
 from tests.conftest import EVENTS  # noqa: F401  (sets the moto environment: TZ=UTC, fake credentials)
 
@@ -36,27 +34,11 @@ TIMEOUT_S = 40.0
 LADDER = ("L2", "L3", "management")
 
 
-@contextlib.contextmanager
-def local_stack() -> Iterator[object]:
+def local_stack():
     """The local stack in this process, on free ports, at TIME_SCALE; the environment restored after."""
-    saved = dict(os.environ)
-    os.environ.update(HELPDESK_TIME_SCALE=str(TIME_SCALE), HELPDESK_PORT="0", HELPDESK_CONSOLE_PORT="0",
-                      HELPDESK_SMTP_PORT="0", POWERTOOLS_LOG_LEVEL="ERROR")
-    from helpdesk.config import load_policy
-    from infra.local.config import prepare_environment
-    from infra.local.stack import LocalStack
+    from tests.e2e.local_stack import in_process
 
-    prepare_environment()
-    load_policy.cache_clear()  # compressed by TIME_SCALE from now on
-    stack = LocalStack()
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        load_policy.cache_clear()
+    return in_process(HELPDESK_TIME_SCALE=str(TIME_SCALE))
 
 
 def _epoch(iso: str) -> float:

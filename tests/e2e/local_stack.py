@@ -115,6 +115,30 @@ class LocalStackProcess:
             self.process.wait()
 
 
+@contextlib.contextmanager
+def in_process(**env: str) -> Iterator[object]:
+    """The local stack in this process (``infra.local.stack.LocalStack``) on free ports, with ``env`` added
+    to the environment (``HELPDESK_TIME_SCALE``...); the environment and the policy cache restored after."""
+    saved = dict(os.environ)
+    os.environ.update(HELPDESK_PORT="0", HELPDESK_CONSOLE_PORT="0", HELPDESK_SMTP_PORT="0",
+                      POWERTOOLS_LOG_LEVEL="ERROR", **env)
+    from helpdesk.config import load_policy
+    from infra.local.config import prepare_environment
+    from infra.local.stack import LocalStack
+
+    prepare_environment()
+    load_policy.cache_clear()  # compressed by HELPDESK_TIME_SCALE from now on
+    stack = LocalStack()
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        load_policy.cache_clear()
+
+
 def assert_clean_exit(stack: LocalStackProcess, code: int) -> None:
     assert code == 0, stack.output
 

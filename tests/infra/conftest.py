@@ -43,3 +43,9 @@ def configured(tmp_path_factory) -> Synthesized:
         retainData="false",
         wafRateLimit="300",
     )
+
+
+@pytest.fixture(scope="module")
+def snapstart(tmp_path_factory) -> Synthesized:
+    """The app deployed with ``-c snapStart=true`` (a string, as the CLI gives it)."""
+    return Synthesized(tmp_path_factory.mktemp("cdk.out"), snapStart="true")

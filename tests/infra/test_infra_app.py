@@ -193,6 +193,39 @@ def test_api_stage_throttles_traces_and_logs_without_bodies(synth):
     assert synth.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
 
 
+def _api_invokes(app: Synthesized) -> list:
+    """What the API's proxy integrations invoke (the ``{Ref}`` or ``{Fn::GetAtt}`` inside their URIs)."""
+    return [m["Properties"]["Integration"]["Uri"]["Fn::Join"][1][-2] for m in of_type(app, "AWS::ApiGateway::Method").values()
+            if m["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"]
+
+
+def test_without_snapstart_the_api_invokes_the_function_and_publishes_no_version(synth):
+    function = synth.resources[synth.logical_id(synth.stack.api.function)]["Properties"]
+
+    assert "SnapStart" not in function
+    assert of_type(synth, "AWS::Lambda::Version") == {} and of_type(synth, "AWS::Lambda::Alias") == {}
+    assert _api_invokes(synth) == [{"Fn::GetAtt": [synth.logical_id(synth.stack.api.function), "Arn"]}] * 2
+
+
+def test_with_snapstart_the_api_invokes_the_live_alias_of_the_version_each_deploy_publishes(snapstart):
+    api = snapstart.stack.api
+    function = snapstart.resources[snapstart.logical_id(api.function)]["Properties"]
+    ((version_id, version),) = of_type(snapstart, "AWS::Lambda::Version").items()
+    ((alias_id, alias),) = of_type(snapstart, "AWS::Lambda::Alias").items()
+    invokers = [p["Properties"] for p in of_type(snapstart, "AWS::Lambda::Permission").values()
+                if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
+
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["Runtime"] == "python3.12"  # SnapStart for Python starts at 3.12
+    assert version["DeletionPolicy"] == "Delete"  # a superseded version's snapshot is billed while it exists
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    assert _api_invokes(snapstart) == [{"Ref": alias_id}] * 2  # the root and {proxy+}
+    assert invokers and all(p["FunctionName"] == {"Ref": alias_id} for p in invokers)
+    others = [f for i, f in of_type(snapstart, "AWS::Lambda::Function").items() if i != snapstart.logical_id(api.function)]
+    assert all("SnapStart" not in f["Properties"] for f in others)  # only the API answers a waiting person
+
+
 def test_waf_guards_the_stage_only_when_asked_and_answers_429_in_the_api_error_shape(synth, configured):
     assert of_type(synth, "AWS::WAFv2::WebACL") == {}
 
@@ -247,6 +280,42 @@ def test_cors_preflight_only_for_configured_origins(synth, configured):
     assert options_methods(configured)
 
 
+# -- what operators' commands read (helpdesk.deployment) ----------------------------------------------
+
+def test_every_output_an_operators_command_reads_names_the_resource_cloudformation_named(synth):
+    from helpdesk.deployment import STACK_NAME, Output
+
+    stack = synth.stack
+    expected = {
+        Output.TICKETS_TABLE: stack.storage.tickets,
+        Output.PUBLISHER_FAILURES: stack.notifications.publisher_failures,
+        Output.DELIVERY_FAILURES: stack.notifications.delivery_failures,
+        Output.EMAIL_FAILURES: stack.email.failures,
+        Output.PUBLISHER_FUNCTION: stack.notifications.publisher,
+        Output.DELIVERY_FUNCTION: stack.notifications.delivery,
+        Output.EMAIL_FUNCTION: stack.email.function,
+    }
+    outputs = synth.template.to_json()["Outputs"]
+
+    assert stack.stack_name == STACK_NAME  # the name the commands look the stack up by
+    assert set(expected) <= set(outputs)
+    for name, construct in expected.items():  # a Ref: the table's and function's names, the queue's URL
+        assert outputs[name]["Value"] == {"Ref": synth.logical_id(construct)}, name
+
+
+def test_failures_wait_no_longer_than_their_replay_can_send_once(synth):
+    from helpdesk import replay
+
+    queues = of_type(synth, "AWS::SQS::Queue")
+    failures = [synth.logical_id(q) for q in (synth.stack.notifications.publisher_failures,
+                                              synth.stack.notifications.delivery_failures, synth.stack.email.failures)]
+    [mapping] = of_type(synth, "AWS::Lambda::EventSourceMapping").values()
+
+    assert {queues[q]["Properties"]["MessageRetentionPeriod"] for q in failures} == {replay.RETENTION.total_seconds()}
+    assert mapping["Properties"]["MaximumRecordAgeInSeconds"] == replay.STREAM_MAX_RECORD_AGE.total_seconds()
+    assert replay.DEDUPE_SECONDS > (replay.RETENTION + replay.STREAM_MAX_RECORD_AGE).total_seconds()
+
+
 # -- checks -----------------------------------------------------------------------------------------
 
 def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(synth):
@@ -266,7 +335,13 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgement_is_used(
     assert all(len(s["reason"]) > 40 for s in nag["suppressedViolations"])
 
 
-@pytest.mark.parametrize("app", ["synth", "configured"])
+def test_cdk_nag_finds_nothing_with_snapstart_either(snapstart):
+    report = json.loads((snapstart.outdir / "validation-report.json").read_text())
+    (nag,) = [p for p in report["pluginReports"] if p["pluginName"] == PACK]
+    assert nag["conclusion"] == "success" and nag["violations"] == []
+
+
+@pytest.mark.parametrize("app", ["synth", "configured", "snapstart"])
 def test_cfn_lint_passes(app, request):
     matches = lint(
         json.dumps(request.getfixturevalue(app).template.to_json()),

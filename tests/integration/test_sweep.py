@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from helpdesk import chains, clock, sweep, tickets
 from helpdesk.config import parse_policy
@@ -230,6 +231,50 @@ def test_a_missing_chain_is_started(machine, monkeypatch):
     _wait_status(machine, load(ticket.ticket_id).escalation_chain, "RUNNING")
 
 
+@pytest.mark.parametrize("refusal", ["ExecutionLimitExceeded", "ThrottlingException"])
+def test_a_chain_that_cannot_start_leaves_the_ticket_correct_and_the_sweep_escalates_it_on_time(
+        machine, monkeypatch, refusal):
+    # Given Step Functions refuses new executions: the account's 1,000,000 open Standard executions are
+    # reached, or StartExecution is throttled
+    client = chains.stepfunctions()
+    start = client.start_execution
+
+    def refuse(**request):
+        raise ClientError({"Error": {"Code": refusal, "Message": "refused"}}, "StartExecution")
+
+    monkeypatch.setattr(client, "start_execution", refuse)
+
+    # When a customer opens a ticket
+    ticket = open_at(FUTURE).ticket
+
+    # Then it is stored as any other: its deadlines, its place in the due index, its `created` event
+    stored = load(ticket.ticket_id)
+    assert (stored.status, stored.tier, stored.escalate_to) == ("new", "L1", "L2")
+    assert stored.next_due_at == stored.first_response_due_at == FUTURE + timedelta(hours=4)
+    assert stored.due_shard and [e.type for e in events(ticket.ticket_id)] == ["created"]
+    assert chains.status(ticket.ticket_id) == chains.MISSING
+
+    # When the sweeps run (every 5 minutes) while Step Functions still refuses
+    on_time = stored.next_due_at + sweep.GRACE + timedelta(minutes=5)  # the first run past the grace, at the latest
+    before = sweep_at(stored.next_due_at + sweep.GRACE - timedelta(seconds=1))
+    after = sweep_at(on_time)
+
+    # Then the first run past the deadline's grace escalates it itself, as the chain would have
+    assert (before.escalated_directly, after.escalated_directly) == (0, 1)
+    escalated = load(ticket.ticket_id)
+    assert (escalated.tier, escalated.escalation_count) == ("L2", 1)
+    assert escalated.next_due_at == on_time + timedelta(hours=4)  # L2's window, from when it got the ticket
+    (climb,) = events(ticket.ticket_id, "escalated")
+    assert climb.sk == f"EVENT#{clock.to_iso(stored.next_due_at)}#esc-L2"  # the key the chain would have used
+    assert climb.at == on_time and climb.data.as_dict()["auto"] is True
+
+    # And once Step Functions accepts executions again, the next deadline's sweep hands the ticket to a chain
+    monkeypatch.setattr(client, "start_execution", start)
+    repaired = sweep_at(escalated.next_due_at + sweep.GRACE + timedelta(minutes=1))
+    assert repaired.chains_repaired == 1
+    _wait_status(machine, load(ticket.ticket_id).escalation_chain, "RUNNING")
+
+
 def test_without_a_state_machine_the_sweep_escalates_itself(aws):
     ticket = open_at(T0).ticket
     result = sweep_at(T0 + timedelta(hours=4, minutes=2))
@@ -282,7 +327,7 @@ def test_the_handler_runs_a_sweep_and_reports_its_counts(aws, lambda_context, mo
 
 # -- the daily report (its data comes from the same table) ------------------------------------------
 
-def test_the_report_function_writes_yesterdays_json_and_the_cli_prints_a_table(aws, lambda_context, monkeypatch, capsys):
+def test_the_report_function_writes_yesterdays_json_and_the_table_shows_it(aws, lambda_context, monkeypatch):
     import json
 
     from helpdesk import report
@@ -298,14 +343,13 @@ def test_the_report_function_writes_yesterdays_json_and_the_cli_prints_a_table(a
 
     with clock.frozen(T0 + timedelta(days=1, hours=1)):
         out = handler.handler({"time": "2026-11-03T00:15:00Z"}, lambda_context)
-        assert report.main(["--from", "2026-11-01", "--to", "2026-11-03"]) == 0
+        printed = report.table(report.report(date(2026, 11, 1), date(2026, 11, 3)))
 
     body = json.loads(s3.get_object(Bucket="helpdesk-reports", Key=out["key"])["Body"].read())
     assert out["key"] == "reports/daily/2026-11-02.json" and body["day"] == "2026-11-02"
     total = body["rows"][-1]
     assert (total["opened"], total["first_response_met"], total["breaches"]) == (2, 50.0, 1)
     assert total["first_response_p50"] == 3600.0
-    printed = capsys.readouterr().out
     assert "2026-11-02" in printed and "FR met" in printed
 
 
