@@ -30,6 +30,8 @@ REFERENCED = {
     Env.TEAM_ALERTS_TOPIC_ARN: "AWS::SNS::Topic",
     Env.MAIL_BUCKET: "AWS::S3::Bucket",
     Env.REPORT_BUCKET: "AWS::S3::Bucket",
+    Env.USER_POOL_ID: "AWS::Cognito::UserPool",
+    Env.USER_POOL_CLIENT_ID: "AWS::Cognito::UserPoolClient",
 }
 # The Env variables that are plain settings, and what a sensible value looks like.
 LITERALS = {
