@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from helpdesk.settings import Env
 from infra.local import config, pumps
-from infra.local.api_gateway import api_front
+from infra.local.api_gateway import AGENT_PROXY, api_front
 from infra.local.aws import mocked_aws
+from infra.local.cognito import CognitoAuthorizer, cognito_idp
 from infra.local.config import LocalEnv
 from infra.local.console import ConsoleState, console
 from infra.local.outbox import Outbox
@@ -35,6 +36,7 @@ class Urls:
     api: str
     openapi: str
     console: str
+    cognito: str  # the agents' sign-in (Cognito's API), the console's and curl's cognito-idp endpoint
 
 
 class LocalStack:
@@ -47,6 +49,7 @@ class LocalStack:
         self.api: HttpService | None = None
         self.console: HttpService | None = None
         self.smtp: SmtpService | None = None
+        self.cognito: HttpService | None = None
         self._mock = None
 
     def start(self) -> None:
@@ -81,7 +84,8 @@ class LocalStack:
     @property
     def urls(self) -> Urls:
         api = self.api.url
-        return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url)
+        return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url,
+                    cognito=self.cognito.url)
 
 
 # -- the services, in start order ------------------------------------------------------------------
@@ -99,13 +103,25 @@ def _smtp(stack: LocalStack) -> Service:
     return stack.smtp
 
 
+def _cognito(stack: LocalStack) -> Service:
+    """The agents' sign-in: Cognito's user pools API on moto's pool (``resources.agent_user_pool``)."""
+    stack.cognito = cognito_idp(config.port(LocalEnv.COGNITO_PORT), stack.resources[Env.USER_POOL_ID])
+    os.environ[Env.COGNITO_ENDPOINT] = stack.cognito.url  # the console signs in here, not at AWS
+    return stack.cognito
+
+
 def _api(stack: LocalStack) -> Service:
     """Last: the public door opens when everything behind it runs."""
     # Imported only now: the handler reads its table names from the environment when imported.
     from functions.api import handler
 
+    # /agent/{proxy+} behind the agents' pool, as infra/constructs/api.py deploys it
+    authorizer = CognitoAuthorizer(user_pool_id=stack.resources[Env.USER_POOL_ID],
+                                   client_id=stack.resources[Env.USER_POOL_CLIENT_ID],
+                                   region=os.environ["AWS_DEFAULT_REGION"])
     # Memory and timeout as infra/constructs/api.py deploys the function.
-    front = api_front(stack.api_port, handler.handler, function_name="helpdesk-api", memory_mb=512, timeout_s=10)
+    front = api_front(stack.api_port, handler.handler, function_name="helpdesk-api", memory_mb=512, timeout_s=10,
+                      authorizers={AGENT_PROXY: authorizer})
     # Links in pages and emails point here (set once the port is known: 0 picks a free one).
     os.environ[Env.PUBLIC_BASE_URL] = front.url
     stack.api = front
@@ -115,6 +131,7 @@ def _api(stack: LocalStack) -> Service:
 SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
     _console,
     _smtp,
+    _cognito,
     *pumps.SERVICES,  # the Step Functions clock, the outbox recorder, the stream/delivery/team-alert pumps
     sweep_ticker,  # the SLA sweep, as its EventBridge schedule would invoke it
     _api,

@@ -13,6 +13,7 @@ import pytest
 
 from helpdesk.settings import Env
 from infra.local.aws import local_aws
+from infra.local.resources import IDENTITY, create_resources
 
 
 @pytest.fixture
@@ -22,3 +23,10 @@ def aws() -> Iterator[dict[Env, str]]:
     subscribers, SES identity: ``resources.NOTIFICATIONS``); see ``resources.TEST_BUILDERS``."""
     with local_aws() as resources:
         yield resources
+
+
+@pytest.fixture
+def agent_pool(aws) -> dict[Env, str]:
+    """The agents' user pool (groups from the policy, the console's client) with the seeded agents
+    (``resources.SEED_AGENTS``) in the ``aws`` account: ``Env.USER_POOL_ID``, ``Env.USER_POOL_CLIENT_ID``."""
+    return create_resources(IDENTITY)

@@ -41,7 +41,7 @@ def local_stack() -> Iterator[object]:
     """The local stack in this process, on free ports, at TIME_SCALE; the environment restored after."""
     saved = dict(os.environ)
     os.environ.update(HELPDESK_TIME_SCALE=str(TIME_SCALE), HELPDESK_PORT="0", HELPDESK_CONSOLE_PORT="0",
-                      HELPDESK_SMTP_PORT="0", POWERTOOLS_LOG_LEVEL="ERROR")
+                      HELPDESK_SMTP_PORT="0", HELPDESK_COGNITO_PORT="0", POWERTOOLS_LOG_LEVEL="ERROR")
     from helpdesk.config import load_policy
     from infra.local.config import prepare_environment
     from infra.local.stack import LocalStack
