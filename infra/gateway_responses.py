@@ -59,8 +59,9 @@ REQUEST_TOO_LARGE = GatewayResponse("REQUEST_TOO_LARGE", 413, "payload_too_large
 THROTTLED = GatewayResponse("THROTTLED", 429, "rate_limited", "Too many requests; please try again in a moment.",
                             (("Retry-After", "1"),))
 WAF_FILTERED = GatewayResponse("WAF_FILTERED", 403, "request_blocked", "This request was blocked by our firewall.")
-UNAUTHORIZED = GatewayResponse("UNAUTHORIZED", 401, "unauthorized", "Sign in: the request carries no valid token.",
-                               (("WWW-Authenticate", "Bearer"),))
+# API Gateway's own message says which: "Unauthorized" (no valid token) or "The incoming token has expired"
+# (the console then refreshes its token).
+UNAUTHORIZED = GatewayResponse("UNAUTHORIZED", 401, "unauthorized", None, (("WWW-Authenticate", "Bearer"),))
 ACCESS_DENIED = GatewayResponse("ACCESS_DENIED", 403, "forbidden", "You may not do this.")
 INTEGRATION_TIMEOUT = GatewayResponse("INTEGRATION_TIMEOUT", 504, "timeout",
                                       "The request took too long; please try again.")

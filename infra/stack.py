@@ -8,10 +8,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
+from infra import agent_pool
 from infra.constructs import PythonFunctions
 from infra.constructs.api import Api
 from infra.constructs.email import Email
 from infra.constructs.escalation import Escalation
+from infra.constructs.identity import Identity
 from infra.constructs.notifications import Notifications, parse_team_alert_emails, parse_team_alert_webhook
 from infra.constructs.storage import Storage
 from infra.constructs.sweep import compose as compose_sweep
@@ -33,6 +35,8 @@ class Config:
     hosted_zone: tuple[str, str] | None = None
     waf_rate_limit: int | None = None  # wafRateLimit: requests per client IP per 5 minutes (WAF, opt-in)
     snap_start: bool = False  # snapStart: Lambda SnapStart for the API function (opt-in: it has a price)
+    agent_mfa: str = "optional"  # agentMfa: "optional" (agents may enrol TOTP) or "required"
+    agent_threat_protection: bool = False  # agentThreatProtection: Cognito's Plus plan (billed per active user)
 
     @classmethod
     def from_context(cls, scope: Construct) -> Config:
@@ -55,7 +59,18 @@ class Config:
             hosted_zone=_hosted_zone(get("hostedZoneId"), get("hostedZoneName"), get("supportDomain")),
             waf_rate_limit=int(get("wafRateLimit") or 0) or None,
             snap_start=str(get("snapStart")).lower() == "true",  # -c passes strings
+            agent_mfa=_choice("agentMfa", get("agentMfa"), agent_pool.MFA_SETTINGS),
+            agent_threat_protection=_choice("agentThreatProtection", get("agentThreatProtection"),
+                                            ("true", "false")) == "true",
         )
+
+
+def _choice(key: str, value: object, choices) -> str:
+    """A context value that must be one of ``choices`` (``-c`` passes strings, cdk.json may hold booleans)."""
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return text
 
 
 def _hosted_zone(zone_id: str, zone_name: str, domain: str) -> tuple[str, str] | None:
@@ -88,6 +103,19 @@ class HelpdeskStack(cdk.Stack):
             waf_rate_limit=config.waf_rate_limit,
             snap_start=config.snap_start,
         )
+        self.identity = Identity(
+            self,
+            "Identity",
+            console_url=agent_pool.console_url(config.public_base_url) if config.public_base_url
+            else self.api.stage_url(f"{agent_pool.AGENT_PATH}/"),
+            mfa=config.agent_mfa,
+            retain_data=config.retain_data,
+            threat_protection=config.agent_threat_protection,
+        )
+        self.api.protect_agent_routes(self.identity.user_pool)
+        for name, value in self.identity.environment().items():
+            self.api.function.add_environment(name, value)
+        self.identity.grant_directory(self.api.function)  # the agent directory: who may be assigned, @mentioned
         zone = None
         if config.hosted_zone:
             zone_id, zone_name = config.hosted_zone

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.config import FUNCTION_DEFAULTS, prepare_environment
-from infra.local.testing import aws  # noqa: F401  (the fixture: moto with the local stack's resources)
+from infra.local.testing import agent_pool, aws  # noqa: F401  (fixtures: moto with the local stack's resources)
 
 EVENTS = Path(__file__).parent.parent / "events"
 

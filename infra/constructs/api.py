@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
@@ -31,12 +32,14 @@ from constructs import Construct
 from functions.api.schemas import ErrorBody  # the one error shape, also for what WAF answers
 from helpdesk.settings import Env
 from infra import gateway_responses
+from infra.agent_pool import AGENT_PATH
 from infra.constructs import LOG_RETENTION, PythonFunctions
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge
 
 THROTTLING_RATE_LIMIT = 25  # requests per second, steady: far above a support desk's traffic, far below abuse
 THROTTLING_BURST_LIMIT = 50
+STAGE_NAME = "v1"
 
 
 class Api(Construct):
@@ -88,7 +91,7 @@ class Api(Construct):
             cloud_watch_role=True,  # API Gateway writes no log without this account-level role (kept on delete:
             # the account setting keeps pointing at it, for every API in the region)
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name=STAGE_NAME,
                 throttling_rate_limit=THROTTLING_RATE_LIMIT,
                 throttling_burst_limit=THROTTLING_BURST_LIMIT,
                 tracing_enabled=True,
@@ -119,12 +122,15 @@ class Api(Construct):
                 "with its Powertools/pydantic models and answers 422 in the API's error shape. API Gateway "
                 "models would restate that schema in a second place (an empty validator would only silence "
                 "this rule).",
-                "AwsSolutions-APIG4": "Public by design: customers are anonymous (the form, POST /tickets) "
-                "and every route is a customer's. A ticket is reachable only with its access token "
-                "(HMAC-SHA256 of the ticket id under a key in Secrets Manager; the table stores only its "
-                "SHA-256), checked by the function. Stage throttling bounds abuse.",
-                "AwsSolutions-COG4": "No user pool: customers do not sign up; a ticket's access token is the "
-                "credential (see AwsSolutions-APIG4).",
+                "AwsSolutions-APIG4": "Customers' routes are public by design: customers are anonymous (the "
+                "form, POST /tickets), and a ticket is reachable only with its access token (HMAC-SHA256 of the "
+                "ticket id under a key in Secrets Manager; the table stores only its SHA-256), checked by the "
+                "function; stage throttling bounds abuse. GET /agent/ serves the agent console's sign-in page, "
+                "which holds no data. Every other /agent/... route is behind the agents' Cognito authorizer.",
+                "AwsSolutions-COG4": "Customers have no user pool: they do not sign up, and a ticket's access token "
+                "is their credential (see AwsSolutions-APIG4). The agents' routes (/agent/{proxy+}) use the "
+                "Cognito user pool authorizer; GET /agent/ is the sign-in page the console loads before any "
+                "token exists.",
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AmazonAPIGatewayPushToCloudWatchLogs]": "The account-level role API Gateway assumes to write "
                 "execution and access logs; the AWS-maintained policy covers the log groups API Gateway names "
@@ -144,6 +150,26 @@ class Api(Construct):
                     "validates all input.",
                 },
             )
+
+    def protect_agent_routes(self, user_pool: cognito.IUserPool) -> apigw.CognitoUserPoolsAuthorizer:
+        """Every method of ``/agent/{proxy+}`` behind the agents' user pool (an ID token in the
+        ``Authorization`` header); ``GET /agent/``, the console's sign-in page, stays open. Both reach the
+        same function; customers' routes (``/`` and ``/{proxy+}``) are unchanged."""
+        authorizer = apigw.CognitoUserPoolsAuthorizer(self, "AgentAuthorizer", cognito_user_pools=[user_pool])
+        root = self.rest_api.root  # a proxying LambdaRestApi refuses root.add_resource: build them as it would
+        agent = apigw.Resource(root, AGENT_PATH, parent=root, path_part=AGENT_PATH)
+        agent.add_method("GET")
+        apigw.ProxyResource(agent, "{proxy+}", parent=agent, any_method=True, default_method_options=apigw.MethodOptions(
+            authorizer=authorizer, authorization_type=apigw.AuthorizationType.COGNITO))
+        return authorizer
+
+    def stage_url(self, path: str) -> str:
+        """The stage's URL for ``path``, built from the API's id and the stage's name rather than a
+        reference to the stage: the user pool's invitation names the console, and the stage depends on
+        the pool (through the authorizer's methods), so a reference would be a cycle."""
+        stack = cdk.Stack.of(self)
+        return (f"https://{self.rest_api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}/"
+                f"{STAGE_NAME}/{path.lstrip('/')}")
 
     def _web_acl(self, limit: int) -> wafv2.CfnWebACL:
         """The stage's web ACL: a per-IP rate limit answered in the API's error shape, and two AWS lists."""

@@ -30,6 +30,7 @@ def main() -> int:
     # A request that records no metric is normal here (every page load): not worth a warning.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+    from helpdesk.settings import Env
     from infra.local.services import PortUnavailable
     from infra.local.stack import LocalStack
 
@@ -37,7 +38,8 @@ def main() -> int:
     try:
         stack.start()
     except PortUnavailable as error:
-        print(f"{error}. Set HELPDESK_PORT / HELPDESK_CONSOLE_PORT / HELPDESK_SMTP_PORT to free ports.",
+        print(f"{error}. Set HELPDESK_PORT / HELPDESK_CONSOLE_PORT / HELPDESK_SMTP_PORT / HELPDESK_COGNITO_PORT "
+              "to free ports.",
               file=sys.stderr)
         return 1
 
@@ -51,6 +53,8 @@ def main() -> int:
         f"  Console       {urls.console}  (tickets: {urls.console}tickets, outbox: {urls.console}outbox.html)\n"
         f"  SMTP intake   {smtp.address}  (mail to {smtp.receiver.support_local}@{smtp.receiver.domain}; "
         f"rejected: {urls.console}rejected)\n"
+        f"  Agent sign-in {urls.cognito}  (Cognito's API: user pool {stack.resources[Env.USER_POOL_ID]}, "
+        f"app client {stack.resources[Env.USER_POOL_CLIENT_ID]}; the agents: README)\n"
         "Press Ctrl-C to stop.",
         flush=True,
     )

@@ -9,7 +9,11 @@ response. Where API Gateway's behaviour matters to the function, this follows it
   maps and every value in the ``multiValue*`` maps; an absent query string or body is ``null``.
 - ``resource`` and ``pathParameters`` follow the deployed API's resources: ``LambdaRestApi`` (proxy)
   in ``infra/constructs/api.py`` declares ``/`` and ``/{proxy+}``, so ``GET /tickets/HD-7KQ2M9``
-  arrives as resource ``/{proxy+}`` with ``{"proxy": "tickets/HD-7KQ2M9"}``.
+  arrives as resource ``/{proxy+}`` with ``{"proxy": "tickets/HD-7KQ2M9"}``; the agents' resources
+  (``infra/constructs/api.py``: ``protect_agent_routes``) are ``/agent`` and ``/agent/{proxy+}``.
+- A resource with an authorizer (``/agent/{proxy+}``: the agents' Cognito user pool) reaches the
+  function only with its claims in ``requestContext.authorizer.claims``; otherwise the front answers
+  API Gateway's UNAUTHORIZED gateway response (:func:`unauthorized`) and the function never runs.
 - The stage is ``v1`` (as deployed); the local front serves at the root, as a custom domain does,
   so ``requestContext.path`` has no stage prefix.
 - ``headers``/``multiValueHeaders`` of the response are merged; a malformed response or an uncaught
@@ -34,13 +38,14 @@ import time
 import traceback
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 from infra import gateway_responses
+from infra.agent_pool import AGENT_PATH
 from infra.gateway_responses import GatewayResponse
 from infra.local.config import HOST
 from infra.local.services import HttpService
@@ -49,11 +54,20 @@ log = logging.getLogger("infra.local")
 
 STAGE = "v1"  # infra/constructs/api.py: deploy_options.stage_name
 PROXY_RESOURCES = ("/", "/{proxy+}")  # what LambdaRestApi(proxy=True) declares
+AGENT_RESOURCES = (f"/{AGENT_PATH}", f"/{AGENT_PATH}/{{proxy+}}")  # GET /agent/ open, the rest behind Cognito
+AGENT_PROXY = AGENT_RESOURCES[1]
 API_ID = "local"
 ACCOUNT_ID = "123456789012"  # moto's default account
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
 
 Handler = Callable[[dict, object], dict]
+# An authorizer takes the request's headers and returns the claims API Gateway hands the function
+# (requestContext.authorizer.claims), or raises Unauthorized with API Gateway's message.
+Authorizer = Callable[[Mapping[str, str]], dict[str, str]]
+
+
+class Unauthorized(Exception):
+    """An authorizer's refusal; its message is what API Gateway's 401 says."""
 
 
 # -- routes ----------------------------------------------------------------------------------------
@@ -213,6 +227,13 @@ def gateway_answer(response: GatewayResponse, status: int | None = None, message
 _BAD_GATEWAY = gateway_answer(gateway_responses.DEFAULT_5XX, 502, "Internal server error")
 
 
+def unauthorized(message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """API Gateway's UNAUTHORIZED gateway response (401): the authorizer found no valid token
+    (``Unauthorized``) or an expired one (``The incoming token has expired``)."""
+    status, headers, body = gateway_answer(gateway_responses.UNAUTHORIZED, 401, message)
+    return status, [*headers, ("x-amzn-ErrorType", "UnauthorizedException")], body
+
+
 def proxy_response(result: object) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and body from a Lambda proxy response; a malformed one is API Gateway's 502."""
     if not isinstance(result, dict) or "statusCode" not in result:
@@ -240,7 +261,7 @@ def proxy_response(result: object) -> tuple[int, list[tuple[str, str]], bytes]:
 
 class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
     """Reads ``self.server.function`` (the handler), ``.function_name``, ``.memory_mb``, ``.timeout_s``,
-    ``.routes`` and ``.invoke_lock``."""
+    ``.routes``, ``.authorizers`` (resource -> :data:`Authorizer`) and ``.invoke_lock``."""
 
     protocol_version = "HTTP/1.1"
 
@@ -256,6 +277,10 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
                             request_id=request_id)
         context = LambdaContext(self.server.function_name, aws_request_id=request_id,
                                 memory_limit_in_mb=self.server.memory_mb, timeout_s=self.server.timeout_s)
+        refused = self._authorize(event)
+        if refused is not None:  # API Gateway answers itself: the function never runs
+            status, headers, payload = refused
+            return self._reply(status, headers + [("x-amzn-RequestId", request_id)], payload, started)
         with self.server.invoke_lock:
             try:
                 result = self.server.function(event, context)
@@ -328,6 +353,17 @@ class ApiGatewayRequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and code >= 200 and code not in (204, 304):
             self.wfile.write(payload)
 
+    def _authorize(self, event: dict) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """The resource's authorizer, if it has one: its claims go into the event, or its refusal is the answer."""
+        authorize = self.server.authorizers.get(event["resource"])
+        if authorize is None:
+            return None
+        try:
+            event["requestContext"]["authorizer"] = {"claims": authorize(event["headers"] or {})}
+        except Unauthorized as refused:
+            return unauthorized(str(refused))
+        return None
+
     def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes, started: float) -> None:
         self.send_response_only(status)
         self.send_header("Date", self.date_time_string())
@@ -353,8 +389,10 @@ for _method in gateway_responses.ANY_METHODS:  # the methods the deployed API's 
 
 
 def api_front(port: int, handler: Handler, *, function_name: str, memory_mb: int, timeout_s: float,
-              routes: Routes | None = None) -> HttpService:
-    """The API front for ``handler`` on ``port`` (0: any free port)."""
+              routes: Routes | None = None, authorizers: Mapping[str, Authorizer] | None = None) -> HttpService:
+    """The API front for ``handler`` on ``port`` (0: any free port); ``authorizers`` guard resources
+    (``{AGENT_PROXY: CognitoAuthorizer(...)}``)."""
     return HttpService("api", ApiGatewayRequestHandler, port, function=handler, function_name=function_name,
-                       memory_mb=memory_mb, timeout_s=timeout_s, routes=routes or Routes(PROXY_RESOURCES),
-                       invoke_lock=threading.Lock())
+                       memory_mb=memory_mb, timeout_s=timeout_s,
+                       routes=routes or Routes(PROXY_RESOURCES + AGENT_RESOURCES),
+                       authorizers=dict(authorizers or {}), invoke_lock=threading.Lock())

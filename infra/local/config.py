@@ -17,12 +17,14 @@ class LocalEnv(StrEnum):
     PORT = "HELPDESK_PORT"  # the API front (what API Gateway is in the cloud)
     CONSOLE_PORT = "HELPDESK_CONSOLE_PORT"  # the local console: tickets, outbox
     SMTP_PORT = "HELPDESK_SMTP_PORT"  # the local SMTP intake (reserved for the email capability)
+    COGNITO_PORT = "HELPDESK_COGNITO_PORT"  # the agents' sign-in: the Cognito user pools API on moto's pool
 
 
 DEFAULT_PORTS: dict[LocalEnv, int] = {
     LocalEnv.PORT: 3000,
     LocalEnv.CONSOLE_PORT: 3001,
     LocalEnv.SMTP_PORT: 2525,
+    LocalEnv.COGNITO_PORT: 3002,
 }
 
 # What every Lambda function's environment holds in the cloud besides the `Env` variables.
@@ -57,6 +59,8 @@ def prepare_environment() -> None:
     - ``TZ=UTC``: moto compares Step Functions Wait timestamps with local time.
     - ``AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled``: moto's DynamoDB Streams answer 404 otherwise.
     - a region, and fake credentials so that nothing can ever reach a real account.
+    - ``MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP``: moto checks TOTP codes (MFA) as Cognito does, against
+      the one secret it hands every user (``AssociateSoftwareToken``), instead of taking any code.
     """
     os.environ["TZ"] = "UTC"
     time.tzset()
@@ -64,6 +68,7 @@ def prepare_environment() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["AWS_ACCESS_KEY_ID"] = "testing"
     os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    os.environ["MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP"] = "true"
     for name in [n for n in os.environ if n == "AWS_PROFILE" or n == "AWS_SESSION_TOKEN"
                  or n.startswith("AWS_ENDPOINT_URL")]:
         del os.environ[name]  # a profile or an endpoint would send boto3 past moto

@@ -18,6 +18,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import parseaddr
 
 import boto3
@@ -225,6 +226,104 @@ def support_identity() -> dict[Env, str]:
     return {Env.SUPPORT_ADDRESS: address}
 
 
+# -- the agents' user pool (infra/constructs/identity.py) --------------------------------------------
+
+USER_POOL_NAME = "helpdesk-agents"  # CloudFormation names it in the cloud; only the ids travel
+AGENT_EMAIL_DOMAIN = "agents.helpdesk.example"
+
+
+def agent_user_pool() -> dict[Env, str]:
+    """The agents' user pool, its groups and the console's client, from ``infra/agent_pool.py`` as CDK
+    builds them (MFA optional, as ``cdk.json`` deploys it). Tokens are RS256 JWTs signed with moto's key."""
+    from infra import agent_pool
+    from infra.local import config
+
+    client = boto3.client("cognito-idp")
+    mfa = agent_pool.MFA_SETTINGS["optional"]
+    subject, body = agent_pool.invitation(agent_pool.console_url(
+        settings.get(Env.PUBLIC_BASE_URL) or f"http://{config.HOST}:{config.port(config.LocalEnv.PORT)}/"))
+    pool_id = client.create_user_pool(
+        PoolName=USER_POOL_NAME,
+        Policies={"PasswordPolicy": dict(agent_pool.PASSWORD_POLICY)},
+        AliasAttributes=list(agent_pool.ALIAS_ATTRIBUTES),
+        AutoVerifiedAttributes=["email"],
+        UsernameConfiguration={"CaseSensitive": False},
+        MfaConfiguration=mfa,
+        AdminCreateUserConfig={"AllowAdminCreateUserOnly": True,
+                               "InviteMessageTemplate": {"EmailSubject": subject, "EmailMessage": body}},
+        AccountRecoverySetting={"RecoveryMechanisms": list(agent_pool.RECOVERY_MECHANISMS)},
+    )["UserPool"]["Id"]
+    client.set_user_pool_mfa_config(
+        UserPoolId=pool_id, MfaConfiguration=mfa,
+        SoftwareTokenMfaConfiguration={"Enabled": "SOFTWARE_TOKEN_MFA" in agent_pool.ENABLED_MFAS})
+    for group in agent_pool.groups():
+        client.create_group(UserPoolId=pool_id, GroupName=group.name, Description=group.description)
+    client_id = client.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=agent_pool.CLIENT_NAME,
+        GenerateSecret=False,
+        ExplicitAuthFlows=list(agent_pool.AUTH_FLOWS),
+        PreventUserExistenceErrors="ENABLED" if agent_pool.PREVENT_USER_EXISTENCE_ERRORS else "LEGACY",
+        IdTokenValidity=agent_pool.ID_TOKEN_MINUTES,
+        AccessTokenValidity=agent_pool.ACCESS_TOKEN_MINUTES,
+        RefreshTokenValidity=agent_pool.REFRESH_TOKEN_HOURS,
+        TokenValidityUnits={"IdToken": "minutes", "AccessToken": "minutes", "RefreshToken": "hours"},
+        ReadAttributes=list(agent_pool.READ_ATTRIBUTES),
+        WriteAttributes=list(agent_pool.WRITE_ATTRIBUTES),
+        EnableTokenRevocation=True,
+    )["UserPoolClient"]["ClientId"]
+    return {Env.USER_POOL_ID: pool_id, Env.USER_POOL_CLIENT_ID: client_id}
+
+
+@dataclass(frozen=True)
+class SeedAgent:
+    """An agent of the local pool (README: "The support team's side")."""
+
+    username: str
+    name: str
+    groups: tuple[str, ...]
+    password: str
+    invited: bool = False  # the password is temporary: the first sign-in asks for a new one
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@{AGENT_EMAIL_DOMAIN}"
+
+
+SEED_AGENTS: tuple[SeedAgent, ...] = (
+    SeedAgent("lena", "Lena Fischer", ("L1", "billing"), "Lena-Agent-2026!"),
+    SeedAgent("omar", "Omar Haddad", ("L1", "technical"), "Omar-Agent-2026!"),
+    SeedAgent("bea", "Bea Santos", ("L2", "billing"), "Bea-Agent-2026!"),
+    SeedAgent("tomas", "Tomas Novak", ("L2", "technical"), "Tomas-Agent-2026!"),
+    SeedAgent("priya", "Priya Raman", ("L3", "billing", "technical", "accounts", "support", "customer-success"),
+              "Priya-Agent-2026!"),
+    SeedAgent("maria", "Maria Rossi", ("managers",), "Maria-Agent-2026!"),
+    SeedAgent("sam", "Sam Okafor", ("L2", "trust-and-safety"), "Sam-Agent-2026!"),
+    SeedAgent("nina", "Nina Berg", ("L1", "billing"), "Nina-Invite-2026!", invited=True),
+)
+
+
+def seed_agents(agents: Iterable[SeedAgent] = SEED_AGENTS) -> dict[Env, str]:
+    """The local agents, as an admin invites them (verified email, groups); all but the invited ones
+    have set their permanent password already."""
+    client = boto3.client("cognito-idp")
+    pool_id = settings.get(Env.USER_POOL_ID)
+    for agent in agents:
+        client.admin_create_user(
+            UserPoolId=pool_id, Username=agent.username, TemporaryPassword=agent.password, MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": agent.email}, {"Name": "email_verified", "Value": "true"},
+                            {"Name": "name", "Value": agent.name}])
+        if not agent.invited:
+            client.admin_set_user_password(UserPoolId=pool_id, Username=agent.username, Password=agent.password,
+                                           Permanent=True)
+        for group in agent.groups:
+            client.admin_add_user_to_group(UserPoolId=pool_id, Username=agent.username, GroupName=group)
+    return {}
+
+
+# The agents' side: the user pool and the seeded agents.
+IDENTITY: tuple[Builder, ...] = (agent_user_pool, seed_agents)
+
 # The notification path: topics, their stand-in subscribers, the SES identity the delivery sends from.
 NOTIFICATIONS: tuple[Builder, ...] = (notification_topics, notification_subscriptions, support_identity)
 
@@ -237,6 +336,7 @@ BUILDERS: tuple[Builder, ...] = (
     escalation_state_machine,
     *NOTIFICATIONS,
     dead_letter_queues,
+    *IDENTITY,
 )
 
 
@@ -244,10 +344,11 @@ BUILDERS: tuple[Builder, ...] = (
 # clock while tests freeze theirs; tests that run chains on purpose add their own machine (tests/statemachine).
 WITHOUT_CHAINS: tuple[Builder, ...] = tuple(b for b in BUILDERS if b is not escalation_state_machine)
 
-# What the tests' moto accounts hold by default (``infra.local.aws.local_aws``): no chains, and no
-# notification path or dead-letter queues either (0.3 s per account, which only the notification and replay
-# tests need: they add ``NOTIFICATIONS`` and ``dead_letter_queues``, see tests/integration/conftest.py).
-TEST_BUILDERS: tuple[Builder, ...] = tuple(b for b in WITHOUT_CHAINS if b not in NOTIFICATIONS
+# What the tests' moto accounts hold by default (``infra.local.aws.local_aws``): no chains, no
+# notification path or dead-letter queues (0.3 s per account, which only the notification and replay
+# tests need: they add ``NOTIFICATIONS`` and ``dead_letter_queues``, see tests/integration/conftest.py)
+# and no user pool (0.2 s: the ``agent_pool`` fixture of infra/local/testing.py adds ``IDENTITY``).
+TEST_BUILDERS: tuple[Builder, ...] = tuple(b for b in WITHOUT_CHAINS if b not in NOTIFICATIONS + IDENTITY
                                             and b is not dead_letter_queues)
 
 

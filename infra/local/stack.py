@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from helpdesk.settings import Env
 from infra.local import config, console, dead_letters, pumps, report_page, smtp
 from infra.local.dead_letters import DeadLetters
-from infra.local.api_gateway import api_front
+from infra.local.api_gateway import AGENT_PROXY, api_front
 from infra.local.aws import mocked_aws
+from infra.local.cognito import CognitoAuthorizer, cognito_idp
 from infra.local.config import LocalEnv
 from infra.local.emulator import COUNTS, AwsLikeEmulator
 from infra.local.executor import AwsLikeExecutor
@@ -39,6 +40,7 @@ class Urls:
     api: str
     openapi: str
     console: str
+    cognito: str  # the agents' sign-in (Cognito's API), the console's and curl's cognito-idp endpoint
 
 
 class LocalStack:
@@ -52,6 +54,7 @@ class LocalStack:
         self.console: HttpService | None = None
         self.smtp: smtp.SmtpService | None = None
         self.dead_letters: DeadLetters | None = None  # where the pumps and the SMTP intake leave what they gave up on
+        self.cognito: HttpService | None = None
         self._mock = None
 
     def start(self) -> None:
@@ -87,7 +90,8 @@ class LocalStack:
     @property
     def urls(self) -> Urls:
         api = self.api.url
-        return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url)
+        return Urls(form=api, api=api + "tickets", openapi=api + "openapi.json", console=self.console.url,
+                    cognito=self.cognito.url)
 
     def status(self) -> dict:
         """The pumps' ticks (see :class:`Poller`) and what the emulator did: the console's ``/status``."""
@@ -117,6 +121,13 @@ def _smtp(stack: LocalStack) -> Service:
     # An asynchronous invocation in the cloud: what fails lands in the intake's dead-letter queue.
     stack.smtp = smtp.smtp_intake(config.port(LocalEnv.SMTP_PORT), stack.dead_letters.guard("email", handler.handler))
     return stack.smtp
+
+
+def _cognito(stack: LocalStack) -> Service:
+    """The agents' sign-in: Cognito's user pools API on moto's pool (``resources.agent_user_pool``)."""
+    stack.cognito = cognito_idp(config.port(LocalEnv.COGNITO_PORT), stack.resources[Env.USER_POOL_ID])
+    os.environ[Env.COGNITO_ENDPOINT] = stack.cognito.url  # the console signs in here, not at AWS
+    return stack.cognito
 
 
 def _executor(stack: LocalStack) -> Service:
@@ -150,8 +161,13 @@ def _api(stack: LocalStack) -> Service:
     # Imported only now: the handler reads its table names from the environment when imported.
     from functions.api import handler
 
+    # /agent/{proxy+} behind the agents' pool, as infra/constructs/api.py deploys it
+    authorizer = CognitoAuthorizer(user_pool_id=stack.resources[Env.USER_POOL_ID],
+                                   client_id=stack.resources[Env.USER_POOL_CLIENT_ID],
+                                   region=os.environ["AWS_DEFAULT_REGION"])
     # Memory and timeout as infra/constructs/api.py deploys the function.
-    front = api_front(stack.api_port, handler.handler, function_name="helpdesk-api", memory_mb=512, timeout_s=10)
+    front = api_front(stack.api_port, handler.handler, function_name="helpdesk-api", memory_mb=512, timeout_s=10,
+                      authorizers={AGENT_PROXY: authorizer})
     # Links in pages and emails point here (set once the port is known: 0 picks a free one).
     os.environ[Env.PUBLIC_BASE_URL] = front.url
     stack.api = front
@@ -162,6 +178,7 @@ SERVICES: tuple[Callable[[LocalStack], Service], ...] = (
     _emulator,
     _console,
     _smtp,
+    _cognito,
     _executor,
     _outbox_recorder,
     _stream_pump,

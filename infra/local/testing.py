@@ -14,6 +14,7 @@ import pytest
 
 from helpdesk.settings import Env
 from infra.local.aws import local_aws
+from infra.local.resources import IDENTITY, create_resources
 
 
 @pytest.fixture
@@ -41,3 +42,10 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = EVENT_TIMEOUT_
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def agent_pool(aws) -> dict[Env, str]:
+    """The agents' user pool (groups from the policy, the console's client) with the seeded agents
+    (``resources.SEED_AGENTS``) in the ``aws`` account: ``Env.USER_POOL_ID``, ``Env.USER_POOL_CLIENT_ID``."""
+    return create_resources(IDENTITY)

@@ -26,6 +26,8 @@ class Env(StrEnum):
     AT_RISK_SHARE = "HELPDESK_AT_RISK_SHARE"  # share of an SLA window after which the sweep warns (0.75)
     USER_POOL_ID = "HELPDESK_USER_POOL_ID"  # the agents' Cognito user pool (who may be assigned, @mentioned)
     USER_POOL_CLIENT_ID = "HELPDESK_USER_POOL_CLIENT_ID"  # the agent console's public app client
+    # Where the console signs in (Cognito's user pools API); unset: https://cognito-idp.<region>.amazonaws.com/
+    COGNITO_ENDPOINT = "HELPDESK_COGNITO_ENDPOINT"
 
 
 DEFAULTS: dict[Env, str] = {

@@ -53,12 +53,14 @@ class LocalStackProcess:
     """``python -m infra.local`` with its output in a file (a pipe nobody reads would block it)."""
 
     def __init__(self, log_path: Path, *, api_port: int | None = None, console_port: int | None = None,
-                 smtp_port: int | None = None, env: dict[str, str] | None = None):
+                 smtp_port: int | None = None, cognito_port: int | None = None, env: dict[str, str] | None = None):
         self.api_port = api_port or free_port()
         self.console_port = console_port or free_port()
         self.smtp_port = smtp_port or free_port()
+        self.cognito_port = cognito_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}/"
         self.console_url = f"http://127.0.0.1:{self.console_port}/"
+        self.cognito_url = f"http://127.0.0.1:{self.cognito_port}/"
         self.log_path = log_path
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
@@ -69,6 +71,7 @@ class LocalStackProcess:
             "HELPDESK_PORT": str(self.api_port),
             "HELPDESK_CONSOLE_PORT": str(self.console_port),
             "HELPDESK_SMTP_PORT": str(self.smtp_port),
+            "HELPDESK_COGNITO_PORT": str(self.cognito_port),
             "PYTHONPATH": os.pathsep.join([str(ROOT / "layers"), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -121,7 +124,7 @@ def in_process(**env: str) -> Iterator[object]:
     to the environment (``HELPDESK_TIME_SCALE``...); the environment and the policy cache restored after."""
     saved = dict(os.environ)
     os.environ.update(HELPDESK_PORT="0", HELPDESK_CONSOLE_PORT="0", HELPDESK_SMTP_PORT="0",
-                      POWERTOOLS_LOG_LEVEL="ERROR", **env)
+                      HELPDESK_COGNITO_PORT="0", POWERTOOLS_LOG_LEVEL="ERROR", **env)
     from helpdesk.config import load_policy
     from infra.local.config import prepare_environment
     from infra.local.stack import LocalStack

@@ -42,6 +42,8 @@ def configured(tmp_path_factory) -> Synthesized:
         allowedOrigins="https://www.example.com,https://shop.example.com",
         retainData="false",
         wafRateLimit="300",
+        agentMfa="required",
+        agentThreatProtection="true",
     )
 
 

@@ -30,6 +30,8 @@ REFERENCED = {
     Env.TEAM_ALERTS_TOPIC_ARN: "AWS::SNS::Topic",
     Env.MAIL_BUCKET: "AWS::S3::Bucket",
     Env.REPORT_BUCKET: "AWS::S3::Bucket",
+    Env.USER_POOL_ID: "AWS::Cognito::UserPool",
+    Env.USER_POOL_CLIENT_ID: "AWS::Cognito::UserPoolClient",
 }
 # The Env variables that are plain settings, and what a sensible value looks like.
 LITERALS = {
@@ -204,7 +206,8 @@ def test_without_snapstart_the_api_invokes_the_function_and_publishes_no_version
 
     assert "SnapStart" not in function
     assert of_type(synth, "AWS::Lambda::Version") == {} and of_type(synth, "AWS::Lambda::Alias") == {}
-    assert _api_invokes(synth) == [{"Fn::GetAtt": [synth.logical_id(synth.stack.api.function), "Arn"]}] * 2
+    # the root and {proxy+}; /agent and /agent/{proxy+}
+    assert _api_invokes(synth) == [{"Fn::GetAtt": [synth.logical_id(synth.stack.api.function), "Arn"]}] * 4
 
 
 def test_with_snapstart_the_api_invokes_the_live_alias_of_the_version_each_deploy_publishes(snapstart):
@@ -220,7 +223,7 @@ def test_with_snapstart_the_api_invokes_the_live_alias_of_the_version_each_deplo
     assert version["DeletionPolicy"] == "Delete"  # a superseded version's snapshot is billed while it exists
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-    assert _api_invokes(snapstart) == [{"Ref": alias_id}] * 2  # the root and {proxy+}
+    assert _api_invokes(snapstart) == [{"Ref": alias_id}] * 4  # the root, {proxy+}, /agent, /agent/{proxy+}
     assert invokers and all(p["FunctionName"] == {"Ref": alias_id} for p in invokers)
     others = [f for i, f in of_type(snapstart, "AWS::Lambda::Function").items() if i != snapstart.logical_id(api.function)]
     assert all("SnapStart" not in f["Properties"] for f in others)  # only the API answers a waiting person
@@ -255,7 +258,9 @@ def test_what_api_gateway_answers_itself_comes_in_the_api_error_shape_with_the_s
              for r in of_type(synth, "AWS::ApiGateway::GatewayResponse").values()}
     methods = {m["Properties"]["HttpMethod"] for m in of_type(synth, "AWS::ApiGateway::Method").values()}
 
-    assert methods == {"ANY"}  # so a method ANY does not cover is API Gateway's MISSING_AUTHENTICATION_TOKEN
+    # ANY, and GET /agent (the console's page): a method they do not cover is API Gateway's
+    # MISSING_AUTHENTICATION_TOKEN, answered as our 405
+    assert methods == {"ANY", "GET"}
     assert set(found) == {r.type for r in gateway_responses.RESPONSES}
     for response in gateway_responses.RESPONSES:
         properties = found[response.type]

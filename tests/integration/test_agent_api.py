@@ -9,23 +9,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import boto3
 import pytest
 
 from helpdesk import clock, ledger, notify, queue, tickets
-from helpdesk.settings import Env
 from tests.conftest import sample_event
 
-# username: groups, as the local stack seeds them
-AGENTS = {
-    "lena": "L1,billing",
-    "omar": "L1,technical",
-    "bea": "L2,billing",
-    "tomas": "L2,technical",
-    "priya": "L3,billing,technical,accounts,support,customer-success",
-    "maria": "managers",
-    "sam": "L2,trust-and-safety",
-}
+from infra.local.resources import SEED_AGENTS
+
+# username: groups, as the local stack seeds them (and as the authorizer hands them over)
+AGENTS = {agent.username: ",".join(agent.groups) for agent in SEED_AGENTS}
 
 
 def claims(username: str | None) -> dict | None:
@@ -36,22 +28,12 @@ def claims(username: str | None) -> dict | None:
 
 
 @pytest.fixture
-def directory(aws, monkeypatch):
-    """The agents' user pool in moto, with AGENTS in their groups."""
+def directory(agent_pool):
+    """The agents' user pool in moto with the local stack's seeded agents (the directory reads it)."""
     from helpdesk import directory as agent_directory
 
     agent_directory._cognito.cache_clear()
-    client = boto3.client("cognito-idp")
-    pool = client.create_user_pool(PoolName="helpdesk-agents")["UserPool"]["Id"]
-    for group in sorted({g for groups in AGENTS.values() for g in groups.split(",")}):
-        client.create_group(UserPoolId=pool, GroupName=group)
-    for username, groups in AGENTS.items():
-        client.admin_create_user(UserPoolId=pool, Username=username, UserAttributes=[
-            {"Name": "email", "Value": f"{username}@agents.helpdesk.example"}])
-        for group in groups.split(","):
-            client.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
-    monkeypatch.setenv(Env.USER_POOL_ID, pool)
-    yield pool
+    yield agent_pool
     agent_directory._cognito.cache_clear()
 
 
@@ -334,7 +316,7 @@ def test_assigning_to_a_colleague_who_may_not_work_the_ticket_is_refused(as_agen
     assert refused[0] == 400 and refused[2]["details"][0]["field"] == "assignee"
     assert assigned[0] == 200 and assigned[2]["ticket"]["assignee"] == "bea"
     assert [a["username"] for a in lena.get(f"/agent/tickets/{ticket_id}/assignees")[2]["agents"]] == [
-        "bea", "lena", "maria", "priya"]
+        "bea", "lena", "maria", "nina", "priya"]  # billing at L1 or above, and managers (nina: invited)
 
 
 def test_merging_a_duplicate_closes_it_with_links_both_ways_and_tells_the_customer(as_agent):
