@@ -26,10 +26,11 @@ from functions.api.agent_schemas import (
     PriorityRequest,
     ReopenRequest,
     ReplyRequest,
+    PresenceRequest,
     ResolveRequest,
     ReturnRequest,
 )
-from helpdesk import customers, desk, queue, tickets
+from helpdesk import customers, desk, queue, report, tickets
 from helpdesk.addresses import deliverable
 from helpdesk.agents import Agent, require_manager
 from helpdesk.config import load_policy
@@ -86,7 +87,7 @@ def _list(value: str | None, allowed: tuple[str, ...] | frozenset[str], name: st
 
 @route("GET", "/me", ok=_ANSWER, errors=_READ, summary="The signed-in agent: tier, departments, manager or not")
 def me():
-    return _json(desk.me(agent()))
+    return _json(desk.me(agent(), load_policy()))
 
 
 @route("GET", "/queue", ok=_ANSWER, errors=_READ, summary="The tier case view, soonest deadline first")
@@ -98,16 +99,36 @@ def queue_view(
     assignee: Annotated[str | None, Query(max_length=128, description='"me", "none" or a username')] = None,
     at_risk: Annotated[bool, Query(description="only tickets past the at-risk share of their window")] = False,
     breached: Annotated[bool, Query(description="only tickets past their deadline (or with management)")] = False,
+    capped: Annotated[bool, Query(description="only tickets at the transfer cap (a manager's to move)")] = False,
     limit: Annotated[int, Query(ge=1, le=queue.PAGE_MAX)] = queue.PAGE_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=4096, description="the previous page's cursor")] = None,
 ):
     policy = load_policy()
-    filters = queue.Filters(
+    filters = _filters(policy, status, priority, department, tier, assignee, at_risk, breached, capped)
+    return _json(desk.queue_page(agent(), policy, filters, limit=limit, cursor=cursor))
+
+
+def _filters(policy, status, priority, department, tier, assignee, at_risk, breached, capped) -> queue.Filters:
+    return queue.Filters(
         status=_list(status, queue.STATUSES, "status"), priority=_list(priority, tuple(policy.sla), "priority"),
         department=_list(department, policy.department_names, "department"),
         tier=_list(tier, ("L1", "L2", "L3", "management"), "tier"),
-        assignee=assignee.strip() if assignee and assignee.strip() else None, at_risk=at_risk, breached=breached)
-    return _json(desk.queue_page(agent(), policy, filters, limit=limit, cursor=cursor))
+        assignee=assignee.strip() if assignee and assignee.strip() else None, at_risk=at_risk, breached=breached,
+        capped=capped)
+
+
+@route("GET", "/queue/counts", ok=_ANSWER, errors=_READ,
+       summary="How many tickets of each status the view covers (its filters but status)")
+def queue_counts(
+    priority: Annotated[str | None, Query(max_length=200)] = None,
+    department: Annotated[str | None, Query(max_length=500)] = None,
+    tier: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=128)] = None,
+    capped: Annotated[bool, Query()] = False,
+):
+    policy = load_policy()
+    filters = _filters(policy, None, priority, department, tier, assignee, False, False, capped)
+    return _json(desk.queue_counts(agent(), policy, filters))
 
 
 @route("GET", "/tickets/<ticket_id>", ok=_ANSWER, errors=_READ,
@@ -121,6 +142,12 @@ def ticket(ticket_id: TicketId,
 @route("GET", "/tickets/<ticket_id>/assignees", ok=_ANSWER, errors=_READ, summary="Who may be assigned this ticket")
 def assignees(ticket_id: TicketId):
     return _json({"agents": desk.assignees(agent(), ticket_id, load_policy())})
+
+
+@route("POST", "/tickets/<ticket_id>/presence", ok=_ANSWER, errors=(*routing.AGENT, *routing.WITH_BODY),
+       summary="I have the ticket open or am writing on it (or left it); who else has it open")
+def presence(ticket_id: TicketId, request: Annotated[PresenceRequest, Body()]):
+    return _json(desk.presence(agent(), ticket_id, request.state))
 
 
 # -- what I do to a ticket ------------------------------------------------------------------------------
@@ -199,6 +226,27 @@ def return_to_tier(ticket_id: TicketId, request: Annotated[ReturnRequest, Body()
 # -- customers ------------------------------------------------------------------------------------------
 
 Email = Annotated[str, Path(max_length=254)]
+
+
+@route("GET", "/customers", ok=_ANSWER, errors=_READ, summary="Managers: every customer record, a page at a time")
+def customer_records(cursor: Annotated[str | None, Query(max_length=254)] = None,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 50):
+    return _json(customers.records(agent(), load_policy(), cursor=cursor, limit=limit))
+
+
+@route("GET", "/report", ok=_ANSWER, errors=_READ,
+       summary="Managers: the SLA report's rows and what each agent did, for a range of days")
+def sla_report(start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+               end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+               by: Annotated[str | None, Query(max_length=100, description="columns: day,priority,department,tier")] = None):
+    require_manager(agent(), "read the SLA report")
+    try:
+        first, last, columns = report.parse_range(start, end, by)
+    except ValueError as error:
+        raise InvalidRequest(str(error), details=[{"field": "from"}]) from None
+    rows, by_agent = report.report_with_agents(first, last, by=columns)
+    return _json({"from": first.isoformat(), "to": last.isoformat(), "by": columns,
+                  "rows": [r.to_dict() for r in rows], "agents": [r.to_dict() for r in by_agent]})
 
 
 @route("GET", "/customers/<email>", ok=_ANSWER, errors=_READ, summary="Managers: a customer's value, notes and tickets")

@@ -23,6 +23,10 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PresenceRequest(_Request):
+    state: Literal["viewing", "typing", "left"]
+
+
 class AssignRequest(_Request):
     assignee: str | None = Field(..., max_length=128, description='"me", a colleague\'s username, or null to unassign')
 

@@ -14,7 +14,7 @@ from helpdesk import agents, clock, routing
 from helpdesk.agents import Agent
 from helpdesk.config import Policy
 from helpdesk.errors import InvalidRequest, Stale
-from helpdesk.models import CLOSED, Customer, Ticket, customer_pk
+from helpdesk.models import CLOSED, CUSTOMERS_PK, Customer, Ticket
 
 VALUE_TIERS = ("standard", "vip")
 NOTES_MAX = 5_000
@@ -23,7 +23,7 @@ HISTORY = 20  # earlier tickets shown on the panel, newest first
 
 def _profile(email: str) -> Customer | None:
     try:
-        return Customer.get(customer_pk(email), "PROFILE")
+        return Customer.get(CUSTOMERS_PK, email.strip().lower())
     except Customer.DoesNotExist:
         return None
 
@@ -36,8 +36,8 @@ def value_tier(email: str, policy: Policy, profile: Customer | None = None) -> s
     return routing.customer_tier(policy, email)
 
 
-def profile_view(email: str, policy: Policy) -> dict:
-    profile = _profile(email)
+def profile_view(email: str, policy: Policy, profile: Customer | None = None) -> dict:
+    profile = profile if profile is not None else _profile(email)
     return {
         "email": email.strip().lower(),
         "value_tier": value_tier(email, policy, profile),
@@ -62,7 +62,7 @@ def set_profile(agent: Agent, email: str, policy: Policy, *, value_tier: str, li
         raise InvalidRequest("lifetime_value cannot be negative", details=[{"field": "lifetime_value"}])
     if notes is not None and len(notes) > NOTES_MAX:
         raise InvalidRequest(f"notes are longer than {NOTES_MAX} characters", details=[{"field": "notes"}])
-    profile = _profile(email) or Customer(customer_pk(email), email=email.strip().lower())
+    profile = _profile(email) or Customer(CUSTOMERS_PK, email.strip().lower(), email=email.strip().lower())
     current = profile.version or 0
     if expected_version is not None and expected_version != current:
         raise Stale("the customer's record changed since you read it", current_version=current, changes=[])
@@ -75,6 +75,15 @@ def set_profile(agent: Agent, email: str, policy: Policy, *, value_tier: str, li
             raise Stale("the customer's record changed meanwhile", current_version=current + 1, changes=[]) from None
         raise
     return profile_view(email, policy)
+
+
+def records(agent: Agent, policy: Policy, *, cursor: str | None = None, limit: int = 50) -> dict:
+    """Managers: every customer record, by address, a page at a time (one Query of their partition)."""
+    agents.require_manager(agent, "list the customer records")
+    start = {"pk": {"S": CUSTOMERS_PK}, "sk": {"S": cursor}} if cursor else None
+    page = list(Customer.query(CUSTOMERS_PK, limit=limit, last_evaluated_key=start))
+    return {"customers": [profile_view(p.email, policy, p) for p in page],
+            "cursor": page[-1].email if len(page) == limit else None}
 
 
 def history(agent: Agent, email: str, policy: Policy, *, exclude: str | None = None) -> list[dict]:

@@ -20,7 +20,7 @@ from helpdesk import agents, clock, customers, directory, ledger, queue, sla, ti
 from helpdesk.agents import Agent, TransferCapReached
 from helpdesk.config import Policy
 from helpdesk.errors import InvalidRequest, NotFound, PreconditionRequired, Stale
-from helpdesk.models import ACTIVE, PAUSED, Ticket, TicketEvent, ticket_pk
+from helpdesk.models import ACTIVE, PAUSED, PRESENCE_SK_PREFIX, Presence, Ticket, TicketEvent, ticket_pk
 
 CHANGES_SHOWN = 50  # what a stale version is told about, at most
 HANDOFF_EVENTS = ("escalated", "transferred", "returned")
@@ -63,9 +63,40 @@ def changes_since(ticket_id: str, version: int) -> list[dict]:
 
 # -- what an agent sees ---------------------------------------------------------------------------------
 
-def me(agent: Agent) -> dict:
+def me(agent: Agent, policy: Policy) -> dict:
+    """Who the agent is, and what the console offers them (the departments a ticket can go to)."""
     return {"username": agent.username, "email": agent.email, "name": agent.name, "tier": agent.tier,
-            "tiers": sorted(agent.tiers), "departments": sorted(agent.departments), "manager": agent.manager}
+            "tiers": sorted(agent.tiers), "departments": sorted(agent.departments), "manager": agent.manager,
+            "all_departments": [{"name": d, "private": policy.private(d)} for d in sorted(policy.department_names)],
+            "transfer_cap": policy.escalation.transfer_cap}
+
+
+# -- who else has the ticket open (collision detection) ---------------------------------------------------
+
+PRESENCE_SECONDS = 45  # a console that stops saying so is gone this long after (it says so every 15 s)
+PRESENCE_STATES = ("viewing", "typing", "left")
+
+
+def presence(agent: Agent, ticket_id: str, state: str) -> dict:
+    """The agent has the ticket open (``viewing``), is writing on it (``typing``) or closed it (``left``);
+    the answer is who else has it open now, so each console shows the others (no version: nothing of
+    the ticket changes)."""
+    if state not in PRESENCE_STATES:
+        raise InvalidRequest(f"state is one of {', '.join(PRESENCE_STATES)}", details=[{"field": "state"}])
+    ticket = ledger.load(ticket_id)
+    agents.require_visible(agent, ticket)
+    now = clock.now()
+    mine = Presence(ticket_pk(ticket_id), f"{PRESENCE_SK_PREFIX}{agent.username}", username=agent.username,
+                    name=agent.name, state=state, at=now, expires_at=now + timedelta(seconds=PRESENCE_SECONDS))
+    if state == "left":
+        mine.delete()
+    else:
+        mine.save()
+    fresh = now - timedelta(seconds=PRESENCE_SECONDS)
+    others = [p for p in Presence.query(ticket_pk(ticket_id), Presence.sk.startswith(PRESENCE_SK_PREFIX))
+              if p.username != agent.username and p.at > fresh]
+    return {"others": [{"username": p.username, "name": p.name, "state": p.state, "since": clock.to_iso(p.at)}
+                       for p in others]}
 
 
 def _data(event: TicketEvent) -> dict:
@@ -161,6 +192,11 @@ def queue_page(agent: Agent, policy: Policy, filters: queue.Filters, *, limit: i
                cursor: str | None = None) -> dict:
     page = queue.page(agent, policy, filters, limit=limit, cursor=cursor)
     return {"rows": [vars(row) for row in page.rows], "cursor": page.cursor, "queues": page.queues}
+
+
+def queue_counts(agent: Agent, policy: Policy, filters: queue.Filters) -> dict:
+    counts, queues = queue.counts(agent, policy, filters)
+    return {"counts": counts, "queues": queues}
 
 
 def assignees(agent: Agent, ticket_id: str, policy: Policy) -> list[dict]:

@@ -317,8 +317,10 @@ class Customer(_Item, Model):
     class Meta(_TableMeta):
         pass
 
-    pk = UnicodeAttribute(hash_key=True)  # CUSTOMER#<email>
-    sk = UnicodeAttribute(range_key=True, default="PROFILE")
+    # One partition for every record: managers list them (a Query), agents read one (a GetItem per ticket
+    # opened or viewed). Records are few and set by hand: the partition's throughput is far from binding.
+    pk = UnicodeAttribute(hash_key=True, default="CUSTOMERS")
+    sk = UnicodeAttribute(range_key=True)  # the customer's address
     email = UnicodeAttribute()
     value_tier = UnicodeAttribute(default="standard")  # standard | vip
     lifetime_value = NumberAttribute(null=True)  # in the policy's currency, whole units
@@ -328,8 +330,26 @@ class Customer(_Item, Model):
     version = VersionAttribute()
 
 
-def customer_pk(email: str) -> str:
-    return f"CUSTOMER#{email.strip().lower()}"
+CUSTOMERS_PK = "CUSTOMERS"
+
+
+class Presence(_Item, Model):
+    """Who has a ticket open, or is writing on it, now: each agent's console says so every few seconds
+    (collision detection). Short-lived: it ends when the agent's console stops saying so."""
+
+    class Meta(_TableMeta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)  # TICKET#<id>: next to the ticket, never in its timeline
+    sk = UnicodeAttribute(range_key=True)  # PRESENCE#<username>
+    username = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)
+    state = UnicodeAttribute()  # viewing | typing
+    at = IsoTimeAttribute()
+    expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
+
+
+PRESENCE_SK_PREFIX = "PRESENCE#"
 
 
 def rejected_pk(day: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import heapq
 import json
@@ -87,6 +88,7 @@ class Filters:
     assignee: str | None = None  # "me", "none" or a username
     at_risk: bool = False
     breached: bool = False
+    capped: bool = False  # transferred as often as the policy allows an agent (managers' view)
 
 
 @dataclass
@@ -152,7 +154,8 @@ def _range(filters: Filters, now: datetime, policy: Policy, share: float) -> tup
     return low, high
 
 
-def _expression(filters: Filters, agent: Agent, queues: list[tuple[str, str]], by_assignee: bool) -> tuple[str, dict, dict]:
+def _expression(filters: Filters, agent: Agent, queues: list[tuple[str, str]], by_assignee: bool,
+                policy: Policy) -> tuple[str, dict, dict]:
     """The FilterExpression for what the key condition cannot say."""
     parts, names, values = [], {}, {}
 
@@ -175,9 +178,9 @@ def _expression(filters: Filters, agent: Agent, queues: list[tuple[str, str]], b
         any_of("tier", {t for _, t in queues})
     elif filters.assignee == "none":
         parts.append("attribute_not_exists(assignee)")
-    elif filters.assignee:
-        values[":assignee"] = {"S": agent.username if filters.assignee == "me" else filters.assignee}
-        parts.append("assignee = :assignee")
+    if filters.capped:  # transferred as often as an agent may: only a manager can move it on
+        values[":cap"] = {"N": str(policy.escalation.transfer_cap)}
+        parts.append("transfer_count >= :cap")
     return " AND ".join(parts), names, values
 
 
@@ -230,24 +233,29 @@ def _read(index: str, key: str, value: str, low: str, high: str, expression: tup
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def page(agent: Agent, policy: Policy, filters: Filters = Filters(), *, limit: int = PAGE_DEFAULT,
-         cursor: str | None = None, now: datetime | None = None, share: float | None = None) -> Page:
-    """One page of the tier case view, ordered by the next deadline (the most overdue first)."""
-    if not 1 <= limit <= PAGE_MAX:
-        raise InvalidRequest(f"a page has 1 to {PAGE_MAX} rows", details=[{"field": "limit"}])
-    now, share = now or clock.now(), sla.at_risk_share() if share is None else share
+def _sources(agent: Agent, policy: Policy, filters: Filters) -> tuple[dict[str, tuple[str, str, str]], tuple]:
+    """The partitions a view reads (name -> index, key, value) and the FilterExpression it reads them with."""
     queues = _queues(agent, policy, filters)
-    positions = _decode(cursor)
-    low, high = _range(filters, now, policy, share)
+    if not queues:
+        return {}, ("", {}, {})
     by_assignee = filters.assignee not in (None, "none")
     if by_assignee:  # one partition: the agent's (or a colleague's) own tickets
         username = agent.username if filters.assignee == "me" else filters.assignee
         sources = {f"@{username}": (Ticket.assignee_index.Meta.index_name, "assignee_pk", assignee_partition(username))}
     else:
         sources = {f"{d}/{t}": (Ticket.queue_index.Meta.index_name, "queue_pk", partition(d, t)) for d, t in queues}
-    if not queues:
-        sources = {}
-    expression = _expression(filters, agent, queues, by_assignee)
+    return sources, _expression(filters, agent, queues, by_assignee, policy)
+
+
+def page(agent: Agent, policy: Policy, filters: Filters = Filters(), *, limit: int = PAGE_DEFAULT,
+         cursor: str | None = None, now: datetime | None = None, share: float | None = None) -> Page:
+    """One page of the tier case view, ordered by the next deadline (the most overdue first)."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidRequest(f"a page has 1 to {PAGE_MAX} rows", details=[{"field": "limit"}])
+    now, share = now or clock.now(), sla.at_risk_share() if share is None else share
+    positions = _decode(cursor)
+    low, high = _range(filters, now, policy, share)
+    sources, expression = _sources(agent, policy, filters)
 
     def tagged(name: str, items: Iterator[dict]) -> Iterator[tuple[str, str, str, dict]]:
         for item in items:
@@ -268,6 +276,21 @@ def page(agent: Agent, policy: Policy, filters: Filters = Filters(), *, limit: i
     # Each queue resumes after the last row it gave (a queue that gave none starts where it stood).
     next_positions = {name: taken.get(name) or positions.get(name) for name in sources}
     return Page(rows, _encode({k: v for k, v in next_positions.items() if v}), list(sources))
+
+
+def counts(agent: Agent, policy: Policy, filters: Filters = Filters()) -> tuple[dict[str, int], list[str]]:
+    """How many tickets of each status the view covers (its filters but the status and the clock
+    flags): the console's tabs. It reads every entry of the queues it covers, so its cost follows the
+    size of those queues (their open and resolved tickets), never the table."""
+    every = dataclasses.replace(filters, status=STATUSES, at_risk=False, breached=False)
+    sources, expression = _sources(agent, policy, every)
+    found = dict.fromkeys(STATUSES, 0)
+    for source in sources.values():
+        for item in _read(*source, f"{WITH_MANAGEMENT}#", f"{RESOLVED}#\uffff", expression, None, PAGE_MAX):
+            status = item.get("status", {}).get("S")
+            if status in found:
+                found[status] += 1
+    return found, list(sources)
 
 
 def _row(item: dict, policy: Policy, now: datetime, share: float) -> Row:

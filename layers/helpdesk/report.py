@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from helpdesk import clock
 
 GROUP_BY = ("day", "priority", "department", "tier")
-EVENT_TYPES = ("escalated", "transferred", "survey")
+EVENT_TYPES = ("escalated", "transferred", "survey", "reply", "status_changed")
 
 
 def _get(obj, name: str, default=None):
@@ -181,6 +181,51 @@ def aggregate(all_facts: Iterable[Facts], by: Sequence[str] = GROUP_BY, *, total
     return rows
 
 
+@dataclass(frozen=True)
+class AgentRow:
+    """What one agent did to the tickets opened in the range (from the timeline events naming them)."""
+
+    agent: str
+    replies: int
+    first_responses: int  # replies that met a ticket's first response (for real: an agent's public answer)
+    escalations: int  # by hand, to the next tier
+    transfers: int  # to another department
+    resolutions: int
+    tickets: int  # tickets the agent acted on
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def by_agent(events_by_ticket: dict[str, list], ticket_ids: Iterable[str] | None = None) -> list[AgentRow]:
+    """One row per agent, busiest first: replies, first responses, escalations and transfers by hand,
+    resolutions, over the tickets ``ticket_ids`` (default: all)."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    touched: dict[str, set] = defaultdict(set)
+    chosen = set(ticket_ids) if ticket_ids is not None else None
+    for ticket_id, events in events_by_ticket.items():
+        if chosen is not None and ticket_id not in chosen:
+            continue
+        for event in events:
+            actor = _get(event, "actor") or ""
+            if not actor.startswith("agent:"):
+                continue
+            name, kind, data = actor.removeprefix("agent:"), _get(event, "type"), _data(event)
+            touched[name].add(ticket_id)
+            if kind == "reply" and _get(event, "public"):
+                counts[name]["replies"] += 1
+                counts[name]["first_responses"] += bool(data.get("first_response"))
+            elif kind == "escalated":
+                counts[name]["escalations"] += 1
+            elif kind == "transferred":
+                counts[name]["transfers"] += 1
+            elif kind == "status_changed" and data.get("to") == "resolved":
+                counts[name]["resolutions"] += 1
+    rows = [AgentRow(agent=name, tickets=len(touched[name]), **{k: counts[name][k] for k in (
+        "replies", "first_responses", "escalations", "transfers", "resolutions")}) for name in touched]
+    return sorted(rows, key=lambda r: (-r.tickets, r.agent))
+
+
 def build(tickets: Iterable, events_by_ticket: dict[str, list], *, start: date, end: date,
           now: datetime | None = None, by: Sequence[str] = GROUP_BY) -> list[Row]:
     """The report's rows for tickets opened from ``start`` to ``end`` (both included, UTC days)."""
@@ -224,7 +269,8 @@ def load(start: date, end: date, *, table: str | None = None) -> tuple[list, dic
 
     def ticket_and_events(pk: str) -> tuple[object | None, list]:
         ticket, events = None, []
-        for item in items(KeyConditionExpression="pk = :pk", FilterExpression="sk = :ticket OR #type IN (:t0, :t1, :t2)",
+        for item in items(KeyConditionExpression="pk = :pk", FilterExpression="sk = :ticket OR #type IN ("
+                          + ", ".join(f":t{i}" for i in range(len(EVENT_TYPES))) + ")",
                           ExpressionAttributeNames={"#type": "type"},
                           ExpressionAttributeValues={":pk": {"S": pk}, ":ticket": {"S": TICKET_SK},
                                                      **{f":t{i}": {"S": t} for i, t in enumerate(EVENT_TYPES)}}):
@@ -246,6 +292,14 @@ def facts_for(start: date, end: date, *, now: datetime | None = None, table: str
 def report(start: date, end: date, *, now: datetime | None = None, by: Sequence[str] = GROUP_BY,
            table: str | None = None) -> list[Row]:
     return aggregate(facts_for(start, end, now=now, table=table), by)
+
+
+def report_with_agents(start: date, end: date, *, by: Sequence[str] = GROUP_BY,
+                       now: datetime | None = None) -> tuple[list[Row], list[AgentRow]]:
+    """The report's rows and what each agent did, for the tickets opened in the range (one read)."""
+    tickets, events = load(start, end)
+    facts_in = _facts_in(tickets, events, start, end, now)
+    return aggregate(facts_in, by), by_agent(events, [f.ticket_id for f in facts_in])
 
 
 def parse_range(start: str | None, end: str | None, by: str | None, *, today: date | None = None,

@@ -399,6 +399,10 @@ ROUTES = [
     ("POST", "/agent/tickets/{id}/return", {"tier": "L1", "note": "Back to you."}),
     ("GET", "/agent/customers/ann@example.com", None),
     ("PUT", "/agent/customers/ann@example.com", {"value_tier": "vip"}),
+    ("GET", "/agent/queue/counts", None),
+    ("POST", "/agent/tickets/{id}/presence", {"state": "viewing"}),
+    ("GET", "/agent/customers", None),
+    ("GET", "/agent/report", None),
 ]
 
 # Who calls: anonymous (no authorizer claims: API Gateway refuses such a request before the function;
@@ -420,11 +424,11 @@ EXPECTED = {
     "anonymous": [401] * len(ROUTES),
     "customer token": [401] * len(ROUTES),
     "access token": [401] * len(ROUTES),
-    "L1 billing": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403],
-    "L2 billing": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403],
-    "L3": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403],
-    "manager": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
-    "other department": [200, 200, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 403, 403],
+    "L1 billing": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403, 200, 200, 403, 403],
+    "L2 billing": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403, 200, 200, 403, 403],
+    "L3": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 403, 403, 200, 200, 403, 403],
+    "manager": [200] * 18,
+    "other department": [200, 200, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 403, 403, 200, 404, 403, 403],
 }
 
 
@@ -464,3 +468,78 @@ def test_the_queue_reads_an_index_and_never_the_table(as_agent, monkeypatch):
     as_agent("maria").get("/agent/queue")
 
     assert calls and set(calls) == {"query"}
+
+
+# -- what the console needs besides the actions -----------------------------------------------------------
+
+def test_agents_with_the_same_ticket_open_see_each_other_and_who_is_writing(as_agent):
+    ticket_id = open_ticket()
+    lena, bea = as_agent("lena"), as_agent("bea")
+
+    assert lena.post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})[2] == {"others": []}
+    seen_by_bea = bea.post(f"/agent/tickets/{ticket_id}/presence", {"state": "typing"})[2]["others"]
+    seen_by_lena = lena.post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})[2]["others"]
+    bea.post(f"/agent/tickets/{ticket_id}/presence", {"state": "left"})
+    after_bea_left = lena.post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})[2]["others"]
+    with clock.frozen(clock.now() + timedelta(minutes=2)):  # a console that stopped saying so is gone
+        bea.post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})
+    with clock.frozen(clock.now() + timedelta(minutes=4)):
+        stale = as_agent("priya").post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})[2]["others"]
+
+    assert [(o["username"], o["state"]) for o in seen_by_bea] == [("lena", "viewing")]
+    assert [(o["username"], o["state"]) for o in seen_by_lena] == [("bea", "typing")]
+    assert after_bea_left == [] and stale == []
+    assert tickets.timeline(ticket_id, public_only=False)[-1].type == "created"  # presence is no timeline entry
+    assert as_agent("omar").post(f"/agent/tickets/{ticket_id}/presence", {"state": "viewing"})[0] == 404
+
+
+def test_the_counts_per_status_cover_the_same_queues_as_the_view(as_agent):
+    waiting, _, _ = open_ticket(), open_ticket(subject="Two"), open_ticket(category="technical")
+    lena = as_agent("lena")
+    lena.act(waiting, "wait")
+
+    counts = lena.get("/agent/queue/counts")[2]
+
+    assert counts == {"counts": {"new": 1, "open": 0, "pending_customer": 1, "resolved": 0}, "queues": ["billing/L1"]}
+
+
+def test_managers_find_the_transfer_capped_tickets(as_agent):
+    capped, other = open_ticket(category="account", subject="Moved around"), open_ticket()
+    maria = as_agent("maria")
+    for department in ("billing", "technical", "support"):
+        maria.act(capped, "escalate", {"to": department, "handoff": HANDOFF})
+
+    rows = maria.get("/agent/queue", query={"capped": "true"})[2]["rows"]
+
+    assert [r["id"] for r in rows] == [capped] and rows[0]["transfer_count"] == 3
+
+
+def test_the_report_tells_what_each_agent_did_and_only_managers_read_it(as_agent):
+    first, second = open_ticket(), open_ticket(subject="Second")
+    lena, bea = as_agent("lena"), as_agent("bea")
+    lena.act(first, "replies", {"body": "Looking into it."})
+    lena.act(second, "escalate", {"to": "next", "handoff": HANDOFF})
+    bea.act(second, "replies", {"body": "Refunded.", "then": "resolve"})
+
+    status, _, body = as_agent("maria").get("/agent/report", query={"by": "priority"})
+
+    assert status == 200 and body["rows"][-1]["opened"] == 2 and body["rows"][-1]["escalations_manual"] == 1
+    agents = {row["agent"]: row for row in body["agents"]}
+    assert (agents["lena"]["first_responses"], agents["lena"]["escalations"]) == (1, 1)
+    assert (agents["bea"]["first_responses"], agents["bea"]["resolutions"]) == (1, 1)
+    assert lena.get("/agent/report")[0] == 403
+    assert as_agent("maria").get("/agent/report", query={"from": "yesterday"})[0] == 400
+
+
+def test_managers_list_the_customer_records_a_page_at_a_time(as_agent):
+    maria = as_agent("maria")
+    for n in range(3):
+        assert maria.call("PUT", f"/agent/customers/c{n}@example.com", {"value_tier": "vip"})[0] == 200
+
+    first = maria.get("/agent/customers", query={"limit": "2"})[2]
+    rest = maria.get("/agent/customers", query={"limit": "2", "cursor": first["cursor"]})[2]
+
+    assert [c["email"] for c in first["customers"] + rest["customers"]] == [f"c{n}@example.com" for n in range(3)]
+    assert rest["cursor"] is None
+    me = as_agent("lena").get("/agent/me")[2]
+    assert {"name": "trust-and-safety", "private": True} in me["all_departments"] and me["transfer_cap"] == 3
