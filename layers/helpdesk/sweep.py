@@ -204,7 +204,9 @@ class Sweep:
         status = chains.status(name)
         if status == chains.RUNNING:
             return
-        if status is None:  # no state machine in this deployment: the sweep is the escalation
+        if status is None or (status != chains.MISSING and _repaired_before(ticket, name)):
+            # No state machine in this deployment, or the chain the sweep started ran and died too (a
+            # failure that repeats: another chain would die the same way): the sweep escalates itself.
             self._escalate(ticket)
             return
         new_name = self._hand_over(ticket, name, status)
@@ -310,6 +312,12 @@ class Sweep:
         except (UpdateError, PutError):
             raise _Skip from None
         self.result.stale_entries_removed += 1
+
+
+def _repaired_before(ticket: Ticket, chain: str) -> bool:
+    """Whether ``chain`` is one a sweep started (``<id>-s<version>``, see :meth:`Sweep._hand_over`)."""
+    suffix = chain.removeprefix(f"{ticket.ticket_id}-s")
+    return suffix != chain and suffix.isdigit()
 
 
 def _customer_wrote_since(ticket_id: str, since: datetime) -> bool:

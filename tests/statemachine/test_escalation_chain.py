@@ -260,3 +260,36 @@ def test_a_chain_that_died_of_a_runtime_error_is_repaired_by_the_sweep_and_escal
     assert escalated.data["due_at"] == clock.to_iso(ticket.next_due_at)
     assert chain.states_entered(repaired)[:6] == ["Read", "Decide", "Sleep", "Read", "Decide", "Escalate"]
     tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
+
+
+def test_a_failure_that_repeats_is_not_handed_to_chain_after_chain_the_sweep_escalates_itself(sfn_aws, chain, policy,
+                                                                                                  monkeypatch):
+    """A chain that dies, and the chain the sweep started in its place dies the same way: the next sweep
+    escalates the ticket itself instead of starting a third chain that would die too."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from helpdesk import sweep
+
+    transact = DynamoDBBackend.transact_write_items
+
+    def fails_in_every_chain(backend, transact_items):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("a failure that repeats")
+        return transact(backend, transact_items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", fails_in_every_chain)
+    ticket = new_ticket(policy)
+    assert chain.wait_until_done(ticket.ticket_id) == "FAILED"
+    grace = timedelta(seconds=1)
+    wait_for(lambda: clock.now() >= ticket.next_due_at + grace, what="the deadline and the grace to pass")
+
+    first = sweep.Sweep(policy=policy, grace=grace).run()  # hands the ticket to a new chain, which dies too
+    repaired = ledger.load(ticket.ticket_id).escalation_chain
+    assert first.chains_repaired == 1 and chain.wait_until_done(repaired) == "FAILED"
+    second = sweep.Sweep(policy=policy, grace=grace).run()
+
+    assert (second.chains_repaired, second.escalated_directly) == (0, 1)
+    [escalated] = escalations(ticket.ticket_id)
+    assert escalated.data["by"] == "sla-sweep" and escalated.data["to_tier"] == "L2"
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact)
+    tickets.resolve(ticket.ticket_id, AGENT, "Done.", policy=policy)
