@@ -81,3 +81,23 @@ def test_the_authorization_matrix_through_the_local_stack(local_stack, tokens, c
         if status >= 400:
             assert {"error", "message"} <= set(answer or {}), answer  # API Gateway's answers too: our shape
     assert answers == expected, list(zip([r[1] for r in ROUTES], answers, expected, strict=True))
+
+
+def test_two_agents_replying_at_once_on_the_same_version_exactly_one_wins(local_stack, tokens):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ticket_id = open_ticket(local_stack, "two-agents@example.com")["id"]
+    seen = version(local_stack, ticket_id, tokens["L2 billing"])
+
+    def reply(caller: str):
+        return call(local_stack, "POST", f"/agent/tickets/{ticket_id}/replies", tokens[caller],
+                    {"body": f"The answer from {caller}."}, if_match=seen)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(reply, ["L1 billing", "L2 billing"]))
+
+    assert sorted(status for status, _, _ in answers) == [200, 409]
+    [(_, _, conflict)] = [a for a in answers if a[0] == 409]
+    assert conflict["current_version"] == seen + 1 and [c["type"] for c in conflict["details"]] == ["reply"]
+    _, _, view = call(local_stack, "GET", f"/agent/tickets/{ticket_id}", tokens["manager"])
+    assert len([e for e in view["timeline"]["entries"] if e["type"] == "reply"]) == 1

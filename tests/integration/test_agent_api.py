@@ -543,3 +543,30 @@ def test_managers_list_the_customer_records_a_page_at_a_time(as_agent):
     assert rest["cursor"] is None
     me = as_agent("lena").get("/agent/me")[2]
     assert {"name": "trust-and-safety", "private": True} in me["all_departments"] and me["transfer_cap"] == 3
+
+
+def test_resolving_sends_the_survey_and_the_customers_rating_lands_in_the_report(as_agent, lambda_context):
+    from functions.api import handler
+
+    ticket_id = open_ticket()
+    as_agent("bea").act(ticket_id, "resolve", {"note": "We refunded the second charge."})
+
+    # The customer's "resolved" update carries the survey link
+    resolved = [e for e in tickets.timeline(ticket_id) if e.type == "status_changed"][-1]
+    update = notify.customer_update(resolved, ledger.load(ticket_id), time_zone="UTC",
+                                    link=tickets.private_link(ticket_id, "https://help.example.com"))
+    assert update.survey_link.startswith(f"https://help.example.com/tickets/{ticket_id}/survey?token=")
+    assert update.text == "We refunded the second charge."
+
+    # The customer rates through the survey form
+    event = sample_event("api/post_message.json")
+    event.update(path=f"/tickets/{ticket_id}/survey", pathParameters={"ticket_id": ticket_id},
+                 body=json.dumps({"score": 5, "comment": "Quick and kind"}))
+    event["headers"]["X-Access-Token"] = tickets.access_token(ticket_id)
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    assert handler.handler(event, lambda_context)["statusCode"] == 201
+
+    # And the manager's report counts it
+    total = as_agent("maria").get("/agent/report")[2]["rows"][-1]
+    assert (total["csat"], total["csat_responses"]) == (5.0, 1)
+    assert as_agent("bea").view(ticket_id)[0]["customer"]["email"] == "ann@example.com"
