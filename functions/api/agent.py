@@ -30,7 +30,7 @@ from functions.api.agent_schemas import (
     ResolveRequest,
     ReturnRequest,
 )
-from helpdesk import customers, desk, queue, report, tickets
+from helpdesk import customers, desk, queue, tickets
 from helpdesk.addresses import deliverable
 from helpdesk.agents import Agent, require_manager
 from helpdesk.config import load_policy
@@ -239,6 +239,8 @@ def customer_records(cursor: Annotated[str | None, Query(max_length=254)] = None
 def sla_report(start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
                end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
                by: Annotated[str | None, Query(max_length=100, description="columns: day,priority,department,tier")] = None):
+    from helpdesk import report  # only managers' report pages need it (not at cold start)
+
     require_manager(agent(), "read the SLA report")
     try:
         first, last, columns = report.parse_range(start, end, by)
